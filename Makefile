@@ -1,0 +1,35 @@
+# The README's commands. `make demo` and `make test` create the environment when it is missing.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# CPU build of torch where no GPU is present; where one is, pip's default (CUDA) build. A cluster
+# image's own torch is kept because the package asks for a range, never a pin (see pyproject.toml).
+HAS_GPU := $(shell nvidia-smi -L >/dev/null 2>&1 && echo 1)
+TORCH_SPEC ?= $(if $(HAS_GPU),torch>=2.3,torch==2.13.0)
+SPACE ?= search_spaces/quickstart.yaml
+export RAY_USAGE_STATS_ENABLED := 0
+
+.PHONY: env demo test bench clean
+
+env: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "$(TORCH_SPEC)"
+	$(PY) -m pip install -q -e '.[test]'
+	@touch $@
+
+demo: env
+	$(VENV)/bin/disentune sweep $(SPACE) --force
+
+# pytest's exit status 5 (no test collected) is a failure here, never a pass.
+test: env
+	@$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+bench: env
+	$(PY) bench/trial_overhead.py
+
+clean:
+	rm -rf $(VENV) reports/quickstart

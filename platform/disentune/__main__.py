@@ -1,0 +1,5 @@
+import sys
+
+from disentune.cli import main
+
+sys.exit(main())
