@@ -1,0 +1,1 @@
+"""Generator families, one package each: pure torch module, losses, training step."""
