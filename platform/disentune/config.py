@@ -1,0 +1,324 @@
+"""Typed experiment config: the YAML search spaces in ``search_spaces/`` mirror these classes.
+
+Every section is a frozen, keyword-only dataclass whose fields carry their own check, so the
+classes *are* the schema. :func:`load_experiment` reads YAML with the safe loader and builds an
+:class:`Experiment`, refusing unknown keys, wrong types and out-of-range values with one line that
+names the key, the value and what is allowed (:class:`~disentune.errors.ConfigError`). Nothing
+here starts Ray or touches data.
+
+The ``space`` section maps each searchable hyperparameter (:data:`SEARCHABLE`) to a fixed value or
+one of ``{uniform: [lo, hi]}``, ``{loguniform: [lo, hi]}``, ``{int: [lo, hi]}``,
+``{choice: [a, b, ...]}``. Parameters left out keep their default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import yaml
+
+from disentune.data.ground_truth import Region
+from disentune.errors import ConfigError
+
+Check = Callable[[Any, str], Any]
+
+
+def _fail(where: str, value: Any, allowed: str) -> ConfigError:
+    return ConfigError(f"{where}: {value!r} is not allowed; expected {allowed}")
+
+
+def _int(low: int, high: int | None = None) -> Check:
+    def check(value: Any, where: str) -> int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+        if not ok or value < low or (high is not None and value > high):
+            raise _fail(where, value, f"an integer in [{low}, {high if high is not None else 'inf'}]")
+        return value
+
+    return check
+
+
+def _float(low: float, high: float, *, open_low: bool = False) -> Check:
+    def check(value: Any, where: str) -> float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        if not ok or value > high or value < low or (open_low and value == low):
+            bracket = "(" if open_low else "["
+            raise _fail(where, value, f"a finite number in {bracket}{low}, {high}]")
+        return float(value)
+
+    return check
+
+
+def _one_of(*choices: Any) -> Check:
+    def check(value: Any, where: str) -> Any:
+        if isinstance(value, bool) and not any(isinstance(c, bool) for c in choices):
+            raise _fail(where, value, f"one of {', '.join(map(str, choices))}")
+        if value not in choices:
+            raise _fail(where, value, f"one of {', '.join(map(str, choices))}")
+        return value
+
+    return check
+
+
+def _name(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", value):
+        raise _fail(where, value, "a name of letters, digits, '_', '.', '-' (at most 64)")
+    return value
+
+
+def _registered(kind: str) -> Check:
+    def check(value: Any, where: str) -> str:
+        from disentune.registry import DATASETS, MODELS  # registries import torch; only on demand
+
+        table = {"variant": MODELS, "dataset": DATASETS}[kind]
+        if not isinstance(value, str) or value not in table:
+            raise _fail(where, value, f"one of {', '.join(table.names())}")
+        return value
+
+    return check
+
+
+def _checked(default: Any, check: Check) -> Any:
+    return field(default=default, metadata={"check": check})
+
+
+# --------------------------------------------------------------------------------------------
+# sections
+@dataclass(frozen=True, kw_only=True)
+class DataConfig:
+    """Which images a trial trains on."""
+
+    dataset: str = _checked("dsprites", _registered("dataset"))
+    resolution: int = _checked(64, _one_of(16, 32, 64, 128))
+    train_size: int = _checked(0, _int(0))  # images drawn from the grid; 0 = all allowed
+    exclude: tuple[Region, ...] = field(default=(), metadata={"check": None})
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainConfig:
+    """How each trial trains: epochs and the Ray Train workers that run them."""
+
+    epochs: int = _checked(10, _int(1, 100_000))
+    workers: int = _checked(1, _int(1, 1024))
+    cpus_per_worker: float = _checked(1.0, _float(0.0, 1024.0, open_low=True))
+    use_gpu: Any = _checked("auto", _one_of("auto", True, False))  # auto: when the cluster has GPUs
+    gpus_per_worker: float = _checked(1.0, _float(0.0, 8.0, open_low=True))
+
+
+@dataclass(frozen=True, kw_only=True)
+class EvaluationConfig:
+    """Sample sizes of the objectives computed at the end of every trial."""
+
+    fid_samples: int = _checked(5000, _int(10, 1_000_000))
+    mig_samples: int = _checked(10_000, _int(100, 1_000_000))
+    mig_bins: int = _checked(20, _int(2, 1000))
+    eval_every: int = _checked(0, _int(0))  # epochs between objective evaluations; 0 = at the end
+
+
+@dataclass(frozen=True, kw_only=True)
+class SearchConfig:
+    """The multi-objective search: fid (minimised) against mig (maximised)."""
+
+    sampler: str = _checked("tpe", _one_of("tpe", "nsga2", "gp", "random"))
+    num_samples: int = _checked(8, _int(1, 100_000))
+    max_concurrent_trials: int = _checked(2, _int(1, 10_000))
+    nsga2_population: int = _checked(8, _int(2, 10_000))
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One searchable hyperparameter: ``kind`` is fixed, uniform, loguniform, int or choice."""
+
+    kind: str
+    values: tuple
+
+    @property
+    def fixed(self) -> bool:
+        return self.kind == "fixed"
+
+
+@dataclass(frozen=True)
+class Searchable:
+    default: Any
+    check: Check
+    numeric: str | None  # "float", "int" or None (categorical only)
+
+
+SEARCHABLE: dict[str, Searchable] = {
+    "variant": Searchable("beta_tcvae", _registered("variant"), None),
+    "lambda_mi": Searchable(0.0, _float(0.0, 1000.0), "float"),
+    "lambda_tc": Searchable(0.0, _float(0.0, 1000.0), "float"),
+    "lr": Searchable(1e-3, _float(0.0, 1.0, open_low=True), "float"),
+    "latent_dim": Searchable(10, _int(1, 512), "int"),
+    "batch_size": Searchable(64, _int(2, 65_536), "int"),
+    "seed": Searchable(None, _int(0, 2**31 - 1), "int"),
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Experiment:
+    """A whole search: what to train, how, how to evaluate, and where to search."""
+
+    name: str = _checked("experiment", _name)
+    seed: int = _checked(0, _int(0, 2**31 - 1))
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    search: SearchConfig = field(default_factory=SearchConfig)
+    space: Mapping[str, ParamSpec] = field(default_factory=dict)
+
+    def param(self, name: str) -> ParamSpec:
+        """The spec of a searchable parameter, its default if the space leaves it out."""
+        if name in self.space:
+            return self.space[name]
+        default = SEARCHABLE[name].default
+        return ParamSpec("fixed", (self.seed if name == "seed" else default,))
+
+    def params(self) -> dict[str, ParamSpec]:
+        return {name: self.param(name) for name in SEARCHABLE}
+
+    def searched(self) -> list[str]:
+        """Names of the parameters that vary between trials."""
+        return [n for n, p in self.params().items() if not p.fixed]
+
+
+# --------------------------------------------------------------------------------------------
+# building from mappings
+def _section(cls: type, raw: Any, where: str) -> Any:
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise _fail(where, raw, "a mapping of keys to values")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in raw.items():
+        path = f"{where}.{key}" if where else str(key)
+        if key not in fields:
+            raise ConfigError(f"{path}: unknown key; allowed keys: {', '.join(fields)}")
+        check = fields[key].metadata.get("check")
+        if check is not None:
+            kwargs[key] = check(value, path)
+    if cls is DataConfig and "exclude" in raw:
+        kwargs["exclude"] = _regions(raw["exclude"], f"{where}.exclude")
+    return kwargs
+
+
+def _regions(raw: Any, where: str) -> tuple[Region, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise _fail(where, raw, "a list of regions, each a mapping of factor name to values")
+    regions = []
+    for i, item in enumerate(raw):
+        if not isinstance(item, dict) or not all(isinstance(v, list) for v in item.values()):
+            raise _fail(f"{where}[{i}]", item, "a mapping of factor name to a list of values")
+        regions.append(Region({str(k): tuple(v) for k, v in item.items()}))
+    return tuple(regions)
+
+
+_SPEC_KINDS = ("uniform", "loguniform", "int", "choice")
+
+
+def _param(name: str, raw: Any, where: str) -> ParamSpec:
+    spec = SEARCHABLE[name]
+    if not isinstance(raw, dict):
+        return ParamSpec("fixed", (spec.check(raw, where),))
+    if len(raw) != 1 or next(iter(raw)) not in _SPEC_KINDS:
+        raise _fail(where, raw, f"a value or one of {{{': [...]}, {'.join(_SPEC_KINDS)}: [...]}}")
+    kind, values = next(iter(raw.items()))
+    where = f"{where}.{kind}"
+    if kind == "choice":
+        if not isinstance(values, list) or not values:
+            raise _fail(where, values, "a non-empty list of values")
+        return ParamSpec("choice", tuple(spec.check(v, f"{where}[{i}]") for i, v in enumerate(values)))
+    if spec.numeric is None or (kind == "int") != (spec.numeric == "int"):
+        allowed = {None: "choice", "int": "int or choice", "float": "uniform, loguniform or choice"}
+        raise ConfigError(f"{where}: {name} cannot be searched with {kind}; use {allowed[spec.numeric]}")
+    if not isinstance(values, list) or len(values) != 2:
+        raise _fail(where, values, "a range [low, high]")
+    low, high = (spec.check(v, f"{where}[{i}]") for i, v in enumerate(values))
+    if low == high:
+        raise ConfigError(f"{where}: empty range [{low}, {high}]; give low < high or a fixed value")
+    if low > high:
+        raise ConfigError(f"{where}: inverted range [{low}, {high}]; expected low < high")
+    if kind == "loguniform" and low <= 0:
+        raise ConfigError(f"{where}: loguniform bounds must be > 0, got low={low}")
+    return ParamSpec(kind, (low, high))
+
+
+def _space(raw: Any) -> dict[str, ParamSpec]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise _fail("space", raw, "a mapping of parameter name to a value or a range")
+    out = {}
+    for name, value in raw.items():
+        if name not in SEARCHABLE:
+            raise ConfigError(f"space.{name}: unknown key; allowed keys: {', '.join(SEARCHABLE)}")
+        out[name] = _param(name, value, f"space.{name}")
+    return out
+
+
+def _check_weights(exp: Experiment) -> None:
+    """Each variant's own limits on lambda_mi / lambda_tc (e.g. beta_tcvae: lambda_mi <= 1)."""
+    from disentune.registry import MODELS
+
+    for variant in exp.param("variant").values:
+        for weight, (low, high) in MODELS.get(variant).weight_bounds.items():
+            spec = exp.param(weight)
+            values = spec.values
+            if min(values) < low or max(values) > high:
+                raise ConfigError(
+                    f"space.{weight}: {list(values)!r} leaves [{low}, {high}], "
+                    f"the range variant {variant} allows"
+                )
+
+
+def experiment_from_dict(raw: Any) -> Experiment:
+    """Build and validate an :class:`Experiment` from a parsed YAML mapping."""
+    if not isinstance(raw, dict):
+        raise _fail("search space", raw, "a mapping with keys name, data, train, search, space, ...")
+    sections = {
+        "data": DataConfig,
+        "train": TrainConfig,
+        "evaluation": EvaluationConfig,
+        "search": SearchConfig,
+    }
+    top = {k: v for k, v in raw.items() if k not in sections and k != "space"}
+    kwargs = _section(Experiment, top, "")
+    for key, cls in sections.items():
+        kwargs[key] = cls(**_section(cls, raw.get(key), key))
+    kwargs["space"] = _space(raw.get("space"))
+    exp = Experiment(**kwargs)
+    _check_weights(exp)
+    if exp.data.exclude:
+        from disentune.registry import DATASETS
+
+        data = DATASETS.get(exp.data.dataset)(resolution=exp.data.resolution)
+        for i, region in enumerate(exp.data.exclude):
+            region.validate(data, f"data.exclude[{i}]")
+    return exp
+
+
+def load_experiment(path: str | Path) -> Experiment:
+    """Read a search-space YAML file; every problem is one :class:`ConfigError` line."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read search space ({err.strerror or err})") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or "malformed YAML"
+        raise ConfigError(f"{path}: not valid YAML{at}: {problem}") from None
+    try:
+        return experiment_from_dict(raw)
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from None
