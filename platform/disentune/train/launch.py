@@ -1,0 +1,34 @@
+"""Build the Ray Train ``TorchTrainer`` that runs one trial's workers."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+from ray.train.torch import TorchTrainer
+
+from disentune.train.loop import TrialSpec, train_loop_per_worker
+
+
+def make_trainer(spec: TrialSpec, *, storage_path: str, name: str, use_gpu: bool,
+                 callbacks: Sequence = (), max_failures: int = 0) -> TorchTrainer:
+    """``train.workers`` workers, each with ``cpus_per_worker`` CPUs (and ``gpus_per_worker``
+    GPUs when ``use_gpu``); checkpoints kept: the last two."""
+    t = spec.experiment.train
+    resources = {"CPU": t.cpus_per_worker}
+    if use_gpu:
+        resources["GPU"] = t.gpus_per_worker
+    return TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config={"spec": spec},
+        scaling_config=ScalingConfig(
+            num_workers=t.workers, use_gpu=use_gpu, resources_per_worker=resources
+        ),
+        run_config=RunConfig(
+            name=name,
+            storage_path=storage_path,
+            callbacks=list(callbacks),
+            checkpoint_config=CheckpointConfig(num_to_keep=2),
+            failure_config=FailureConfig(max_failures=max_failures),
+        ),
+    )

@@ -1,0 +1,140 @@
+"""The per-worker training loop (what Ray Train runs on every worker of a trial).
+
+Data parallelism: every epoch draws one global permutation from the trial seed; each global batch
+of ``batch_size`` images is split evenly over the ranks, so W workers see exactly the images one
+worker would, and DDP averages their gradients. Images stay on the worker's device as uint8 and
+are converted per batch. After every epoch rank 0 writes a checkpoint and every rank reports; at
+the last epoch (and every ``eval_every`` epochs) rank 0 also computes the search objectives.
+A non-finite loss stops the trial with :class:`TrainingDiverged`, naming the epoch and batch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import tempfile
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from disentune.config import Experiment
+from disentune.data.ground_truth import training_indices
+from disentune.metrics.factor_net import load_extractor
+from disentune.metrics.objectives import search_objectives
+from disentune.models.base import Hyper
+from disentune.registry import DATASETS, MODELS
+from disentune.train.checkpoint import load_state, save_checkpoint
+from disentune.train.session import RayTrainSession, Session
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrialSpec:
+    """Everything one trial's workers need: the experiment, this trial's parameters, paths."""
+
+    experiment: Experiment
+    params: dict[str, Any]  # variant, lambda_mi, lambda_tc, lr, latent_dim, batch_size, seed
+    extractor_path: str
+    started_at: float = field(default_factory=time.time)  # when the trial (not the loop) began
+
+
+def _epoch_seed(seed: int, epoch: int) -> int:
+    return (seed * 1_000_003 + epoch) % 2**63
+
+
+def run_training(spec: TrialSpec, session: Session) -> None:
+    """Train one trial to its last epoch, resuming from the session's checkpoint if it has one."""
+    loop_started = time.time()
+    exp, p = spec.experiment, spec.params
+    rank, world, device = session.rank, session.world_size, session.device
+    if device.type == "cpu":
+        torch.set_num_threads(max(1, int(exp.train.cpus_per_worker)))
+
+    data = DATASETS.get(exp.data.dataset)(resolution=exp.data.resolution)
+    index = training_indices(data, exp.data.exclude, exp.data.train_size, np.random.default_rng(p["seed"]))
+    images = torch.from_numpy(data.images_at(index, dtype=np.uint8)).to(device)
+    batch, per_rank = p["batch_size"], p["batch_size"] // world
+    batches = len(index) // batch
+    if batches == 0:
+        raise ValueError(f"{len(index)} training images are fewer than one batch of {batch}")
+
+    hyper = Hyper(
+        latent_dim=p["latent_dim"], lambda_mi=p["lambda_mi"], lambda_tc=p["lambda_tc"],
+        lr=p["lr"], dataset_size=len(index),
+    )
+    variant = MODELS.get(p["variant"])
+    torch.manual_seed(p["seed"])  # identical initial weights on every rank
+    model = variant.build(data.image_shape, hyper)
+    step = variant.make_step(session.prepare(model), hyper)
+    noise = torch.Generator(device=device)  # reparameterisation noise, re-seeded every epoch
+
+    start_epoch, images_seen, train_seconds, eval_seconds = 0, 0, 0.0, 0.0
+    with session.resume_dir() as resume:
+        if resume is not None:
+            state = load_state(resume, device)
+            model.load_state_dict(state["model"])
+            step.load_state_dict(state["step"])
+            start_epoch, images_seen = state["epoch"], state["images_seen"]
+            train_seconds, eval_seconds = state["train_seconds"], state["eval_seconds"]
+
+    extractor = load_extractor(spec.extractor_path, device) if rank == 0 else None
+    meta = {
+        "variant": p["variant"], "image_shape": list(data.image_shape),
+        "hyper": dataclasses.asdict(hyper), "params": dict(p), "dataset": exp.data.dataset,
+    }
+    epochs, every = exp.train.epochs, exp.evaluation.eval_every
+    for epoch in range(start_epoch, epochs):
+        began = time.perf_counter()
+        model.train()
+        shuffle = torch.Generator().manual_seed(_epoch_seed(p["seed"], epoch))
+        order = torch.randperm(len(index), generator=shuffle).to(device)
+        noise.manual_seed(_epoch_seed(p["seed"] + 1 + rank, epoch))
+        sums: dict[str, float] = defaultdict(float)
+        for b in range(batches):
+            lo = b * batch + rank * per_rank
+            terms = step(images[order[lo : lo + per_rank]].float(), noise)
+            if not math.isfinite(terms["total"]):
+                raise TrainingDiverged(f"loss became {terms['total']} at epoch {epoch + 1}, batch {b + 1}")
+            for name, value in terms.items():
+                sums[name] += value
+        train_seconds += time.perf_counter() - began
+        images_seen += batches * batch
+
+        metrics: dict[str, Any] = {f"loss_{k}": v / batches for k, v in sums.items()}
+        metrics.update(
+            epoch=epoch + 1, images_seen=images_seen, fid=math.nan, mig=math.nan,
+            startup_seconds=loop_started - spec.started_at,
+        )
+        last = epoch + 1 == epochs
+        if rank == 0 and (last or (every and (epoch + 1) % every == 0)):
+            began = time.perf_counter()
+            metrics.update(
+                search_objectives(model, data, extractor, exp.evaluation, seed=p["seed"], device=device)
+            )
+            eval_seconds += time.perf_counter() - began
+        metrics.update(train_seconds=train_seconds, eval_seconds=eval_seconds)
+
+        with tempfile.TemporaryDirectory() as tmp:
+            checkpoint_dir = None
+            if rank == 0:
+                checkpoint_dir = Path(tmp)
+                save_checkpoint(checkpoint_dir, {
+                    "model": model.state_dict(), "step": step.state_dict(),
+                    "epoch": epoch + 1,
+                    "images_seen": images_seen, "train_seconds": train_seconds,
+                    "eval_seconds": eval_seconds, "meta": meta,
+                })
+            session.report(metrics, checkpoint_dir)
+
+
+def train_loop_per_worker(config: dict) -> None:
+    """Entry point for ``TorchTrainer(train_loop_per_worker=...)``: ``config = {"spec": TrialSpec}``."""
+    run_training(config["spec"], RayTrainSession())

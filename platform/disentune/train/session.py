@@ -1,0 +1,67 @@
+"""The narrow interface the training loop needs from its runner, and its Ray Train version.
+
+The loop asks for its rank, world size and device, wraps its model for data parallelism, reads
+the checkpoint it resumes from and reports metrics with a checkpoint directory. Keeping that
+behind :class:`Session` keeps the loop plain PyTorch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Iterator, Protocol
+
+import torch
+from torch import nn
+
+
+class Session(Protocol):
+    rank: int
+    world_size: int
+    device: torch.device
+
+    def prepare(self, model: nn.Module) -> nn.Module:
+        """Move to the device; wrap for data parallelism when there are several workers."""
+
+    def resume_dir(self) -> contextlib.AbstractContextManager[Path | None]:
+        """The directory of the checkpoint to resume from, or None for a fresh start."""
+
+    def report(self, metrics: dict, checkpoint_dir: Path | None) -> None:
+        """Report one epoch's metrics (every rank calls it; rank 0 passes the checkpoint)."""
+
+
+class RayTrainSession:
+    """:class:`Session` inside a Ray Train worker (``TorchTrainer``)."""
+
+    def __init__(self) -> None:
+        import ray.train
+        import ray.train.torch
+
+        context = ray.train.get_context()
+        self.rank = context.get_world_rank()
+        self.world_size = context.get_world_size()
+        self.device = ray.train.torch.get_device()
+
+    def prepare(self, model: nn.Module) -> nn.Module:
+        import ray.train.torch
+
+        if self.world_size == 1:
+            return model.to(self.device)
+        return ray.train.torch.prepare_model(model)
+
+    @contextlib.contextmanager
+    def resume_dir(self) -> Iterator[Path | None]:
+        import ray.train
+
+        checkpoint = ray.train.get_checkpoint()
+        if checkpoint is None:
+            yield None
+        else:
+            with checkpoint.as_directory() as directory:
+                yield Path(directory)
+
+    def report(self, metrics: dict, checkpoint_dir: Path | None) -> None:
+        import ray.train
+
+        checkpoint = ray.train.Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir else None
+        ray.train.report(metrics, checkpoint=checkpoint)

@@ -1,0 +1,83 @@
+import contextlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from disentune.config import experiment_from_dict
+from disentune.data.dsprites import DSprites
+from disentune.errors import UserError
+from disentune.metrics.factor_net import ensure_factor_net
+from disentune.train.checkpoint import load_model, load_state
+from disentune.train.loop import TrialSpec, run_training
+
+
+class InProcessSession:
+    """The loop's runner interface in this process: rank 0 of 1, checkpoints kept in a folder."""
+
+    def __init__(self, root: Path, resume: Path | None = None) -> None:
+        self.rank, self.world_size, self.device = 0, 1, torch.device("cpu")
+        self.root, self.resume, self.reports = root, resume, []
+
+    def prepare(self, model):
+        return model
+
+    @contextlib.contextmanager
+    def resume_dir(self):
+        yield self.resume
+
+    def report(self, metrics, checkpoint_dir):
+        target = self.root / f"epoch{metrics['epoch']}"
+        target.mkdir(parents=True)
+        (target / "state.pt").write_bytes((checkpoint_dir / "state.pt").read_bytes())
+        self.reports.append((metrics, target))
+
+
+@pytest.fixture(scope="module")
+def spec(dsprites32):
+    exp = experiment_from_dict({
+        "name": "loop", "seed": 3,
+        "data": {"resolution": 32, "train_size": 256},
+        "train": {"epochs": 2},
+        "evaluation": {"fid_samples": 100, "mig_samples": 500},
+    })
+    extractor = ensure_factor_net(dsprites32, "dsprites", 32, seed=0)
+    params = {"variant": "beta_tcvae", "lambda_mi": 0.2, "lambda_tc": 1.0, "lr": 1e-3,
+              "latent_dim": 4, "batch_size": 32, "seed": 3}
+    return TrialSpec(experiment=exp, params=params, extractor_path=str(extractor))
+
+
+def test_loop_reports_every_epoch_and_objectives_at_the_end(spec, tmp_path):
+    session = InProcessSession(tmp_path)
+    run_training(spec, session)
+    metrics = [m for m, _ in session.reports]
+    assert [m["epoch"] for m in metrics] == [1, 2]
+    assert np.isnan(metrics[0]["fid"]) and np.isfinite(metrics[1]["fid"])
+    assert 0 <= metrics[1]["mig"] <= 1
+    assert metrics[1]["images_seen"] == 2 * 256
+    assert metrics[1]["fid_extractor"].startswith("factornet-dsprites-r32:")
+    model, meta = load_model(session.reports[-1][1])
+    assert meta["params"]["seed"] == 3 and model.latent_dim == 4
+
+
+def test_resume_from_a_checkpoint_gives_the_same_model(spec, tmp_path):
+    straight = InProcessSession(tmp_path / "straight")
+    run_training(spec, straight)
+    first_epoch = straight.reports[0][1]
+    resumed = InProcessSession(tmp_path / "resumed", resume=first_epoch)
+    run_training(spec, resumed)
+    assert [m["epoch"] for m, _ in resumed.reports] == [2]
+    a = load_state(straight.reports[-1][1])["model"]
+    b = load_state(resumed.reports[-1][1])["model"]
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
+    assert resumed.reports[-1][0]["fid"] == straight.reports[-1][0]["fid"]
+
+
+def test_corrupt_or_missing_checkpoint_is_a_clear_error(tmp_path):
+    with pytest.raises(UserError, match="no checkpoint"):
+        load_state(tmp_path)
+    (tmp_path / "state.pt").write_bytes(b"\x80\x04 not a checkpoint")
+    with pytest.raises(UserError, match="not a readable disentune checkpoint"):
+        load_state(tmp_path)
