@@ -1,0 +1,104 @@
+"""``disentune``: the command line. Bad input -> one line on stderr and exit status 2."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from disentune.errors import UserError
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not a positive integer")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if not 0 <= value < 2**31:
+        raise argparse.ArgumentTypeError(f"{value} is not in [0, 2**31)")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="disentune",
+        description="Multi-objective search (FID vs MIG) over disentangled generative models.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sweep = sub.add_parser("sweep", help="run a search space on Ray Tune + Optuna and write its report")
+    sweep.add_argument("space", type=Path, help="search space YAML (see search_spaces/)")
+    sweep.add_argument("--out", type=Path, help="run folder (default: reports/<name>)")
+    sweep.add_argument("--samples", type=_positive, help="number of trials (overrides search.num_samples)")
+    sweep.add_argument("--seed", type=_seed, help="experiment seed (overrides seed)")
+    sweep.add_argument("--address", default="local",
+                       help="Ray address: 'local' (default) starts a private instance; 'auto' joins a cluster")
+    sweep.add_argument("--force", action="store_true", help="replace the results already in --out")
+
+    data = sub.add_parser("data", help="datasets")
+    data_sub = data.add_subparsers(dest="data_command", required=True)
+    render = data_sub.add_parser("render", help="render and cache procedural dSprites")
+    render.add_argument("--resolution", type=int, default=64, choices=(16, 32, 64, 128))
+
+    report = sub.add_parser("report", help="reports")
+    report_sub = report.add_subparsers(dest="report_command", required=True)
+    build = report_sub.add_parser("build", help="rebuild pareto.parquet, figures and index.html of a run")
+    build.add_argument("run", help="run folder")
+    return parser
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from disentune.config import load_experiment
+    from disentune.sweep import run_sweep, summarise, with_overrides
+
+    exp = with_overrides(load_experiment(args.space), samples=args.samples, seed=args.seed)
+    out = args.out or Path("reports") / exp.name
+    result = run_sweep(exp, out=out, address=args.address, force=args.force)
+    print(summarise(result))
+    return 0
+
+
+def _data(args: argparse.Namespace) -> int:
+    import time
+
+    from disentune.data.dsprites import DSprites
+
+    began = time.perf_counter()
+    path = DSprites(resolution=args.resolution).render()
+    print(f"dSprites {args.resolution}x{args.resolution}: {path} ({time.perf_counter() - began:.1f} s)")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from disentune.reports.build import build_report
+
+    print(build_report(args.run).index)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    handlers = {"sweep": _sweep, "data": _data, "report": _report}
+    try:
+        return handlers[args.command](args)
+    except UserError as err:
+        print(f"disentune: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("disentune: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

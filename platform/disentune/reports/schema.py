@@ -1,0 +1,74 @@
+"""Arrow schemas of the run's Parquet tables, versioned in the schema metadata.
+
+A reader refuses a table written by a newer schema version rather than misreading it.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+from disentune.errors import UserError
+
+SCHEMA_VERSION = 1
+_VERSION_KEY = b"disentune.schema_version"
+_NAME_KEY = b"disentune.table"
+
+
+def _schema(name: str, fields: list[tuple[str, pa.DataType]]) -> pa.Schema:
+    return pa.schema(fields, metadata={_NAME_KEY: name.encode(), _VERSION_KEY: str(SCHEMA_VERSION).encode()})
+
+
+TRIALS = _schema("trials", [
+    ("run_id", pa.string()),
+    ("trial_number", pa.int64()),
+    ("trial_id", pa.string()),
+    ("variant", pa.string()),
+    ("lambda_mi", pa.float64()),
+    ("lambda_tc", pa.float64()),
+    ("lr", pa.float64()),
+    ("latent_dim", pa.int64()),
+    ("batch_size", pa.int64()),
+    ("seed", pa.int64()),
+    ("status", pa.string()),
+    ("error", pa.string()),
+    ("fid", pa.float64()),
+    ("mig", pa.float64()),
+    ("fid_extractor", pa.string()),
+    ("epochs", pa.int64()),
+    ("images_seen", pa.int64()),
+    ("train_seconds", pa.float64()),
+    ("eval_seconds", pa.float64()),
+    ("startup_seconds", pa.float64()),
+    ("wall_seconds", pa.float64()),
+    ("checkpoint_uri", pa.string()),
+    ("code_version", pa.string()),
+    ("created_at", pa.timestamp("us", tz="UTC")),
+])
+
+PARETO = _schema("pareto", [
+    ("run_id", pa.string()),
+    ("trial_number", pa.int64()),
+    ("trial_id", pa.string()),
+    ("fid", pa.float64()),
+    ("mig", pa.float64()),
+    ("rank", pa.int64()),
+    ("on_front", pa.bool_()),
+    ("hv_contribution", pa.float64()),
+    ("knee", pa.bool_()),
+    ("hypervolume_so_far", pa.float64()),
+    ("reference_fid", pa.float64()),
+    ("reference_mig", pa.float64()),
+])
+
+
+def check_version(schema: pa.Schema, where: str) -> None:
+    """Refuse a table from a newer schema version (or one that is not a disentune table)."""
+    meta = schema.metadata or {}
+    if _VERSION_KEY not in meta:
+        raise UserError(f"{where}: not a disentune table (no schema version)")
+    version = int(meta[_VERSION_KEY])
+    if version > SCHEMA_VERSION:
+        raise UserError(
+            f"{where}: written by schema version {version}, newer than this disentune "
+            f"({SCHEMA_VERSION}); upgrade disentune to read it"
+        )

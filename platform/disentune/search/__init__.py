@@ -1,0 +1,1 @@
+"""Search: Pareto analytics (pure numpy) and the Ray Tune + Optuna adapter (search.tune)."""
