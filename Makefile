@@ -29,7 +29,7 @@ test: env
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
 bench: env
-	$(PY) bench/trial_overhead.py
+	$(PY) bench/trial_time_split.py reports/quickstart
 
 clean:
 	rm -rf $(VENV) reports/quickstart

@@ -139,7 +139,7 @@ def summarise(result: SweepResult) -> str:
         train = statistics.median(o.metrics.get("train_seconds", float("nan")) for o in ok)
         evaluate = statistics.median(o.metrics.get("eval_seconds", float("nan")) for o in ok)
         wall = statistics.median(o.metrics.get("time_total_s", float("nan")) for o in ok)
-        lines.append(f"per trial (median): wall {wall:.1f} s = Ray Train start-up {startup:.1f} s + "
+        lines.append(f"per trial (median): wall {wall:.1f} s = start-up {startup:.1f} s + "
                      f"training {train:.1f} s + objectives {evaluate:.1f} s + rest")
     lines.append(f"report: {result.report.index}")
     return "\n".join(lines)

@@ -34,6 +34,8 @@ BAD = {
     "variant bound": ({"space": {"lambda_mi": {"uniform": [0.0, 2.0]}}}, r"^space\.lambda_mi: .* leaves \[0\.0, 1\.0\]"),
     "int for float": ({"space": {"lambda_tc": {"int": [0, 4]}}}, r"cannot be searched with int"),
     "not a mapping": ([1, 2], r"^search space: \[1, 2\] is not allowed"),
+    "in_trial with workers": ({"train": {"launcher": "in_trial", "workers": 2}}, r"^train\.launcher: in_trial runs one worker"),
+    "batch not divisible": ({"train": {"workers": 3}, "space": {"batch_size": 64}}, r"^space\.batch_size: \[64\] must be .* multiples of train\.workers \(3\)"),
     "non-finite": ({"space": {"lambda_tc": {"uniform": [0.0, float("inf")]}}}, r"is not allowed; expected a finite number"),
 }
 
@@ -44,6 +46,12 @@ def test_bad_spaces_name_the_key(case):
     with pytest.raises(ConfigError, match=pattern) as err:
         experiment_from_dict(raw)
     assert "\n" not in str(err.value)
+
+
+def test_launcher_auto_picks_in_trial_only_for_one_worker():
+    assert experiment_from_dict({}).train.in_trial
+    assert not experiment_from_dict({"train": {"workers": 2}}).train.in_trial
+    assert not experiment_from_dict({"train": {"launcher": "ray_train"}}).train.in_trial
 
 
 def test_malformed_yaml_and_missing_file(tmp_path):

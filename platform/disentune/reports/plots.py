@@ -61,6 +61,7 @@ def draw_pareto(data: ParetoPlotData, path: str) -> None:
     for i in np.flatnonzero(data.on_front):
         ax.annotate(data.labels[i], (data.fid[i], data.mig[i]), textcoords="offset points",
                     xytext=(5, 4), fontsize=7)
+    ax.ticklabel_format(useOffset=False)
     ax.set_xlabel("FID (dataset-factor features; lower is better)")
     ax.set_ylabel("MIG (higher is better)")
     ax.set_title(data.title)

@@ -75,6 +75,7 @@ def test_resume_from_a_checkpoint_gives_the_same_model(spec, tmp_path):
     assert resumed.reports[-1][0]["fid"] == straight.reports[-1][0]["fid"]
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
 def test_corrupt_or_missing_checkpoint_is_a_clear_error(tmp_path):
     with pytest.raises(UserError, match="no checkpoint"):
         load_state(tmp_path)
