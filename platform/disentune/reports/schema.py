@@ -61,6 +61,30 @@ PARETO = _schema("pareto", [
 ])
 
 
+CURVES = _schema("curves", [  # long format: one row per (trial, epoch, metric)
+    ("run_id", pa.string()),
+    ("trial_number", pa.int64()),
+    ("trial_id", pa.string()),
+    ("epoch", pa.int64()),
+    ("metric", pa.string()),
+    ("value", pa.float64()),
+])
+
+ANOMALY_METRICS = _schema("anomaly_metrics", [
+    ("trial_id", pa.string()),
+    ("detector", pa.string()),
+    ("feature_space", pa.string()),
+    ("benchmark", pa.string()),
+    ("metric", pa.string()),
+    ("value", pa.float64()),
+    ("n_normal", pa.int64()),
+    ("n_anomalous", pa.int64()),
+    ("seed", pa.int64()),
+    ("fit_seconds", pa.float64()),
+    ("score_seconds", pa.float64()),
+])
+
+
 def check_version(schema: pa.Schema, where: str) -> None:
     """Refuse a table from a newer schema version (or one that is not a disentune table)."""
     meta = schema.metadata or {}
