@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -35,11 +36,13 @@ def _parser() -> argparse.ArgumentParser:
         prog="disentune",
         description="Multi-objective search (FID vs MIG) over disentangled generative models.",
     )
+    parser.add_argument("--endpoint-url", help="S3-compatible endpoint for s3:// locations "
+                        "(default: $AWS_ENDPOINT_URL; credentials from the usual AWS environment)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     sweep = sub.add_parser("sweep", help="run a search space on Ray Tune + Optuna and write its report")
     sweep.add_argument("space", type=Path, help="search space YAML (see search_spaces/)")
-    sweep.add_argument("--out", type=Path, help="run folder (default: reports/<name>)")
+    sweep.add_argument("--out", help="run folder or s3://bucket/prefix (default: reports/<name>)")
     sweep.add_argument("--samples", type=_positive, help="number of trials (overrides search.num_samples)")
     sweep.add_argument("--seed", type=_seed, help="experiment seed (overrides seed)")
     sweep.add_argument("--address", default="local",
@@ -54,7 +57,14 @@ def _parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="reports")
     report_sub = report.add_subparsers(dest="report_command", required=True)
     build = report_sub.add_parser("build", help="rebuild pareto.parquet, figures and index.html of a run")
-    build.add_argument("run", help="run folder")
+    build.add_argument("run", help="run folder or s3://bucket/prefix")
+    view = report_sub.add_parser("view", help="serve a run's report on 127.0.0.1 and print its URL")
+    view.add_argument("run", help="run folder or s3://bucket/prefix")
+    view.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (0: any free one)")
+    compare = report_sub.add_parser("compare", help="overlay two runs' Pareto fronts")
+    compare.add_argument("run_a")
+    compare.add_argument("run_b")
+    compare.add_argument("--out", help="folder for the comparison (default: reports/compare-A-B)")
     return parser
 
 
@@ -63,7 +73,7 @@ def _sweep(args: argparse.Namespace) -> int:
     from disentune.sweep import run_sweep, summarise, with_overrides
 
     exp = with_overrides(load_experiment(args.space), samples=args.samples, seed=args.seed)
-    out = args.out or Path("reports") / exp.name
+    out = args.out or str(Path("reports") / exp.name)
     result = run_sweep(exp, out=out, address=args.address, force=args.force)
     print(summarise(result))
     return 0
@@ -81,14 +91,40 @@ def _data(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from disentune.reports.build import build_report
+    from disentune.reports.storage import exists, join, normalize
 
-    print(build_report(args.run).index)
+    if args.report_command == "compare":
+        from disentune.reports.compare import compare_runs
+
+        a, b = normalize(args.run_a), normalize(args.run_b)
+        name = lambda uri: uri.rstrip("/").rsplit("/", 1)[-1]  # noqa: E731
+        out = args.out or str(Path("reports") / f"compare-{name(a)}-{name(b)}")
+        print(compare_runs(a, b, normalize(out)))
+        return 0
+    run = normalize(args.run)
+    if not exists(join(run, "trials.parquet")):
+        raise UserError(f"{run}: not a disentune run (no trials.parquet)")
+    if args.report_command == "build":
+        from disentune.reports.build import build_report
+
+        print(build_report(run).index)
+        return 0
+    from disentune.reports.serve import make_server
+
+    server = make_server(run, args.port)
+    host, port = server.server_address[:2]
+    print(f"serving {run} at http://{host}:{port}/index.html (Ctrl-C stops)", flush=True)
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.endpoint_url:
+        os.environ["AWS_ENDPOINT_URL"] = args.endpoint_url  # read by s3fs, pyarrow and Ray workers
     handlers = {"sweep": _sweep, "data": _data, "report": _report}
     try:
         return handlers[args.command](args)

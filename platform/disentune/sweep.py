@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import os
-import shutil
+import platform
 import statistics
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,8 +23,16 @@ from disentune.config import Experiment
 from disentune.errors import UserError
 from disentune.metrics.factor_net import ensure_factor_net
 from disentune.registry import DATASETS
-from disentune.reports.build import ReportPaths, build_report, trials_table
-from disentune.reports.storage import join, write_table
+from disentune.reports.build import ReportPaths, build_report, curves_table, trials_table
+from disentune.reports.storage import (
+    check_writable,
+    exists,
+    filesystem,
+    join,
+    normalize,
+    write_bytes,
+    write_table,
+)
 from disentune.search.outcome import TrialOutcome
 
 EXTRACTOR_SEED = 0  # fixed, so FIDs of different runs share one extractor and stay comparable
@@ -43,43 +53,59 @@ def code_version() -> str:
 
 @dataclass(frozen=True)
 class SweepResult:
-    run_dir: Path
+    run_uri: str
     outcomes: list[TrialOutcome]
     report: ReportPaths
     seconds: float
 
+    @property
+    def run_dir(self) -> Path:
+        """The run folder, for local runs."""
+        return Path(self.run_uri)
 
-def prepare_output(out: Path, *, force: bool) -> None:
-    """Refuse to overwrite another run's results unless ``force``; then start the folder afresh."""
-    if (out / "trials.parquet").exists() and not force:
+
+RUN_FILES = ("tune", "trials.parquet", "pareto.parquet", "curves.parquet", "experiment.json",
+             "optuna.journal", "index.html", "figures")
+
+
+def prepare_output(out: str, *, force: bool) -> None:
+    """Check the location is writable; refuse to overwrite another run's results unless
+    ``force``, which removes that run's files first (and nothing else in the folder)."""
+    check_writable(out)
+    if exists(join(out, "trials.parquet")) and not force:
         raise UserError(f"{out}: already holds a run's results; choose another --out or pass --force")
-    if out.exists() and not out.is_dir():
-        raise UserError(f"{out}: exists and is not a directory")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write-test"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as err:
-        raise UserError(f"{out}: output location is not writable ({err.strerror})") from None
     if force:
-        for name in ("tune", "trials.parquet", "pareto.parquet", "pareto.png", "index.html", "optuna.journal"):
-            path = out / name
-            if path.is_dir():
-                shutil.rmtree(path)
-            elif path.exists():
-                path.unlink()
+        fs, path = filesystem(out)
+        for name in RUN_FILES:
+            if fs.exists(join(path, name)):
+                fs.rm(join(path, name), recursive=True)
 
 
-def run_sweep(exp: Experiment, *, out: Path, address: str = "local", force: bool = False,
+def describe(exp: Experiment) -> dict:
+    """The run's config and software versions, as stored in ``experiment.json``."""
+    import optuna
+    import ray
+    import torch
+
+    return {
+        "experiment": dataclasses.asdict(exp),
+        "versions": {
+            "disentune": code_version(), "python": platform.python_version(),
+            "torch": torch.__version__, "ray": ray.__version__, "optuna": optuna.__version__,
+        },
+    }
+
+
+def run_sweep(exp: Experiment, *, out: str | Path, address: str = "local", force: bool = False,
               num_cpus: int | None = None) -> SweepResult:
     import ray
 
     from disentune.search.tune import run_trials
 
     began = time.perf_counter()
-    out = out.resolve()
+    out = normalize(out)
     prepare_output(out, force=force)
+    write_bytes(join(out, "experiment.json"), json.dumps(describe(exp), indent=2, default=list).encode())
     data = DATASETS.get(exp.data.dataset)(resolution=exp.data.resolution)
     data.render()
     extractor = ensure_factor_net(data, exp.data.dataset, exp.data.resolution, seed=EXTRACTOR_SEED)
@@ -94,15 +120,19 @@ def run_sweep(exp: Experiment, *, out: Path, address: str = "local", force: bool
         use_gpu = exp.train.use_gpu
         if use_gpu == "auto":
             use_gpu = ray.cluster_resources().get("GPU", 0) > 0
-        outcomes, _study = run_trials(
-            exp, storage=out / "tune", extractor_path=extractor, use_gpu=bool(use_gpu),
-            journal=out / "optuna.journal",
-        )
+        with tempfile.TemporaryDirectory() as tmp:
+            journal = Path(tmp) / "optuna.journal"
+            outcomes = run_trials(
+                exp, storage=join(out, "tune"), extractor_path=extractor, use_gpu=bool(use_gpu),
+                journal=journal,
+            )
+            write_bytes(join(out, "optuna.journal"), journal.read_bytes())
     finally:
         if started_ray:
             ray.shutdown()
 
-    run_uri = str(out)
+    run_uri = out
+    write_table(curves_table(outcomes, exp.name), join(run_uri, "curves.parquet"))
     write_table(trials_table(outcomes, run_id=exp.name, code_version=code_version(),
                              created_at=dt.datetime.now(dt.timezone.utc)), join(run_uri, "trials.parquet"))
     report = build_report(run_uri, title=f"disentune: {exp.name}", summary=[
@@ -141,5 +171,10 @@ def summarise(result: SweepResult) -> str:
         wall = statistics.median(o.metrics.get("time_total_s", float("nan")) for o in ok)
         lines.append(f"per trial (median): wall {wall:.1f} s = start-up {startup:.1f} s + "
                      f"training {train:.1f} s + objectives {evaluate:.1f} s + rest")
+    front = ", ".join(f"#{n}" for n in result.report.front) or "none"
+    agree = "" if result.report.optuna_front is None else (
+        " (Optuna's best_trials agree)" if result.report.optuna_front == result.report.front
+        else f" (Optuna's best_trials differ: {result.report.optuna_front})")
+    lines.append(f"Pareto front: {front}{agree}")
     lines.append(f"report: {result.report.index}")
     return "\n".join(lines)

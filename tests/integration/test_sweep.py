@@ -75,10 +75,14 @@ def test_tiny_sweep_writes_tables_figure_and_page(runs, launcher):
     assert pareto["reference_fid"].nunique() == 1
     assert pareto["reference_fid"].iloc[0] > trials["fid"].max()
 
-    png = (run / "pareto.png").read_bytes()
+    png = (run / "figures" / "pareto.png").read_bytes()
     assert png.startswith(b"\x89PNG") and len(png) > 5000
     page = (run / "index.html").read_text()
     assert "data:image/png;base64," in page
     for trial_number in trials["trial_number"]:
-        assert f"<td class='num'>{trial_number}</td>" in page
+        assert f'<td class="num">{trial_number}</td>' in page
+    assert page.count("<figcaption>Latent traversal") == int(pareto["on_front"].sum())
     assert (run / "optuna.journal").stat().st_size > 0
+    assert "Optuna best_trials</b>: agrees" in page
+    curves = pq.read_table(run / "curves.parquet").to_pandas()
+    assert set(curves["epoch"]) == {1, 2} and "loss_total" in set(curves["metric"])

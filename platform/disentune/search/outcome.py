@@ -17,3 +17,4 @@ class TrialOutcome:
     error: str | None
     metrics: dict[str, Any] = field(default_factory=dict)
     checkpoint_uri: str | None = None
+    history: tuple[dict[str, Any], ...] = ()  # per-epoch metrics: epoch, loss_*, fid, mig, ...

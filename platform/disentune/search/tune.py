@@ -30,6 +30,7 @@ from ray.tune.integration.ray_train import TuneReportCallback
 from ray.tune.search.optuna import OptunaSearch
 
 from disentune.config import Experiment, ParamSpec
+from disentune.reports.storage import arrow_filesystem, join
 from disentune.search.outcome import TrialOutcome
 from disentune.train.launch import make_trainer
 from disentune.train.loop import TrialSpec, run_training
@@ -87,7 +88,7 @@ class TuneTrialSession:
 
 
 def _trial(config: dict, *, experiment: Experiment, fixed: dict, extractor_path: str,
-           storage: str, use_gpu: bool) -> None:
+           storage: tuple[str, Any], use_gpu: bool) -> None:
     started = time.time()
     spec = TrialSpec(
         experiment=experiment, params={**fixed, **config},
@@ -98,10 +99,29 @@ def _trial(config: dict, *, experiment: Experiment, fixed: dict, extractor_path:
         return
     trial_id = tune.get_context().get_trial_id()
     trainer = make_trainer(
-        spec, storage_path=storage, name=f"train-{trial_id}", use_gpu=use_gpu,
-        callbacks=[TuneReportCallback()],
+        spec, storage_path=storage[0], storage_filesystem=storage[1], name=f"train-{trial_id}",
+        use_gpu=use_gpu, callbacks=[TuneReportCallback()],
     )
     trainer.fit()
+
+
+def _uri(path: str | None, arrow_fs: Any) -> str | None:
+    """Ray reports checkpoint paths within its filesystem; make them URIs again."""
+    if path is None or arrow_fs is None or "://" in path:
+        return path
+    return f"s3://{path}"
+
+
+_CURVE_KEYS = ("epoch", "images_seen", "fid", "mig", "train_seconds")
+
+
+def _history(result: Any) -> tuple[dict, ...]:
+    """Per-epoch metrics of one trial (losses, images seen, objectives when evaluated)."""
+    frame = result.metrics_dataframe
+    if frame is None or "epoch" not in frame:
+        return ()
+    keep = [c for c in frame.columns if c.startswith("loss_") or c in _CURVE_KEYS]
+    return tuple(frame[keep].to_dict("records"))
 
 
 def failure_reason(error: BaseException) -> str:
@@ -114,9 +134,11 @@ def failure_reason(error: BaseException) -> str:
     return (lines[-1] if lines else type(error).__name__)[:500]
 
 
-def run_trials(exp: Experiment, *, storage: Path, extractor_path: Path, use_gpu: bool,
-               journal: Path | None = None) -> tuple[list[TrialOutcome], optuna.Study]:
-    """Run the study; returns every trial's outcome (in Optuna's trial order) and the study."""
+def run_trials(exp: Experiment, *, storage: str, extractor_path: Path, use_gpu: bool,
+               journal: Path | None = None) -> list[TrialOutcome]:
+    """Run the study with Tune's storage at URI ``storage`` (local or s3://) and the Optuna study
+    in the ``journal`` file; returns every trial's outcome, in Optuna's trial order."""
+    arrow_fs, storage_path = arrow_filesystem(storage)
     params = exp.params()
     searched = {n: _domain(p) for n, p in params.items() if not p.fixed}
     fixed = {n: p.values[0] for n, p in params.items() if p.fixed}
@@ -137,7 +159,7 @@ def run_trials(exp: Experiment, *, storage: Path, extractor_path: Path, use_gpu:
     trainable = tune.with_resources(
         tune.with_parameters(
             _trial, experiment=exp, fixed=fixed, extractor_path=str(extractor_path),
-            storage=str(storage / "train"), use_gpu=use_gpu,
+            storage=(join(storage_path, "train"), arrow_fs), use_gpu=use_gpu,
         ),
         resources,
     )
@@ -150,7 +172,7 @@ def run_trials(exp: Experiment, *, storage: Path, extractor_path: Path, use_gpu:
             max_concurrent_trials=exp.search.max_concurrent_trials,
         ),
         run_config=tune.RunConfig(
-            name="tune", storage_path=str(storage), verbose=1,
+            name="tune", storage_path=storage_path, storage_filesystem=arrow_fs, verbose=1,
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
         ),
     )
@@ -175,8 +197,9 @@ def run_trials(exp: Experiment, *, storage: Path, extractor_path: Path, use_gpu:
             status="ok" if ok else "failed",
             error=error,
             metrics=metrics,
-            checkpoint_uri=metrics.get("checkpoint_path")
-            or (result.checkpoint.path if result.checkpoint is not None else None),
+            checkpoint_uri=_uri(metrics.get("checkpoint_path")
+                                or (result.checkpoint.path if result.checkpoint is not None else None), arrow_fs),
+            history=_history(result),
         ))
     outcomes.sort(key=lambda o: o.number)
-    return outcomes, searcher._ot_study
+    return outcomes

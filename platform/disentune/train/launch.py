@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchTrainer
@@ -11,7 +11,8 @@ from disentune.train.loop import TrialSpec, train_loop_per_worker
 
 
 def make_trainer(spec: TrialSpec, *, storage_path: str, name: str, use_gpu: bool,
-                 callbacks: Sequence = (), max_failures: int = 0) -> TorchTrainer:
+                 storage_filesystem: Any = None, callbacks: Sequence = (),
+                 max_failures: int = 0) -> TorchTrainer:
     """``train.workers`` workers, each with ``cpus_per_worker`` CPUs (and ``gpus_per_worker``
     GPUs when ``use_gpu``); checkpoints kept: the last two."""
     t = spec.experiment.train
@@ -27,6 +28,7 @@ def make_trainer(spec: TrialSpec, *, storage_path: str, name: str, use_gpu: bool
         run_config=RunConfig(
             name=name,
             storage_path=storage_path,
+            storage_filesystem=storage_filesystem,
             callbacks=list(callbacks),
             checkpoint_config=CheckpointConfig(num_to_keep=2),
             failure_config=FailureConfig(max_failures=max_failures),
