@@ -9,9 +9,15 @@ TORCH_SPEC ?= $(if $(HAS_GPU),torch>=2.3,torch==2.13.0)
 SPACE ?= search_spaces/quickstart.yaml
 export RAY_USAGE_STATS_ENABLED := 0
 
-.PHONY: env demo test bench clean
+.PHONY: env browser demo test bench clean
 
 env: $(VENV)/.installed
+
+# The report's browser tests drive Debian's Chromium; install it (as root or with sudo) if missing.
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium chromium-driver >/dev/null; }
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -24,7 +30,7 @@ demo: env
 	$(VENV)/bin/disentune sweep $(SPACE) --force
 
 # pytest's exit status 5 (no test collected) is a failure here, never a pass.
-test: env
+test: env browser
 	@$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 

@@ -1,20 +1,36 @@
-"""The reports stage: trial outcomes -> ``trials.parquet`` -> ``pareto.parquet`` -> figure -> HTML."""
+"""The reports stage: trial outcomes -> Parquet tables -> Pareto analysis -> figures -> HTML.
+
+:func:`build_report` reads everything from the run's URI (local or s3://), so a report can be
+rebuilt at any time, e.g. after anomaly results are added.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-import tempfile
-from dataclasses import dataclass
-from pathlib import Path
+import json
+import math
+from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
 import pyarrow as pa
 
 from disentune.reports import schema
-from disentune.reports.html import render_index
-from disentune.reports.plots import draw_pareto, pareto_plot_data
-from disentune.reports.storage import join, read_table, write_bytes, write_table
+from disentune.reports.html import ModelSection, render_index
+from disentune.reports.plots import (
+    anomaly_data,
+    curves_data,
+    draw_anomaly,
+    draw_curves,
+    draw_heatmaps,
+    draw_hypervolume,
+    draw_pareto,
+    heatmap_data,
+    hypervolume_data,
+    pareto_plot_data,
+    trial_label,
+)
+from disentune.reports.storage import exists, join, read_bytes, read_dataset, read_table, write_bytes, write_table
 from disentune.search.outcome import TrialOutcome
 from disentune.search.pareto import analyse
 
@@ -29,37 +45,43 @@ def trials_table(outcomes: Sequence[TrialOutcome], *, run_id: str, code_version:
     for o in outcomes:
         m, p = o.metrics, o.params
 
-        def num(key: str, default: Any = float("nan")) -> Any:
-            value = m.get(key, default)
-            return default if value is None else value
+        def num(key: str) -> float:
+            value = m.get(key)
+            return float("nan") if value is None else float(value)
 
         rows.append({
             "run_id": run_id, "trial_number": o.number, "trial_id": o.trial_id,
             "variant": p.get("variant"), "lambda_mi": p.get("lambda_mi"),
             "lambda_tc": p.get("lambda_tc"), "lr": p.get("lr"), "latent_dim": p.get("latent_dim"),
             "batch_size": p.get("batch_size"), "seed": p.get("seed"),
-            "status": o.status, "error": o.error,
-            "fid": float(num("fid")), "mig": float(num("mig")),
+            "status": o.status, "error": o.error, "fid": num("fid"), "mig": num("mig"),
             "fid_extractor": m.get("fid_extractor"), "epochs": m.get("epoch"),
-            "images_seen": m.get("images_seen"),
-            "train_seconds": float(num("train_seconds")), "eval_seconds": float(num("eval_seconds")),
-            "startup_seconds": float(num("startup_seconds")),
-            "wall_seconds": float(num("time_total_s")),
-            "checkpoint_uri": o.checkpoint_uri, "code_version": code_version,
-            "created_at": created_at,
+            "images_seen": m.get("images_seen"), "train_seconds": num("train_seconds"),
+            "eval_seconds": num("eval_seconds"), "startup_seconds": num("startup_seconds"),
+            "wall_seconds": num("time_total_s"), "checkpoint_uri": o.checkpoint_uri,
+            "code_version": code_version, "created_at": created_at,
         })
     return pa.Table.from_pylist(rows, schema=schema.TRIALS)
+
+
+def curves_table(outcomes: Sequence[TrialOutcome], run_id: str = "") -> pa.Table:
+    """Per-epoch metrics of every trial, long format (trial, epoch, metric, value)."""
+    rows = [
+        {"run_id": run_id, "trial_number": o.number, "trial_id": o.trial_id, "epoch": int(h["epoch"]),
+         "metric": key, "value": float(value)}
+        for o in outcomes for h in o.history for key, value in h.items()
+        if key != "epoch" and isinstance(value, (int, float)) and not (isinstance(value, float) and math.isnan(value))
+    ]
+    return pa.Table.from_pylist(rows, schema=schema.CURVES)
 
 
 def pareto_table(trials: pa.Table, reference: Sequence[float] | None = None) -> pa.Table:
     """Non-domination rank, front membership, hypervolume contribution and knee of every
     successful trial, with the reference point used and the hypervolume after each trial."""
-    ok = [r for r in trials.to_pylist() if r["status"] == "ok"]
-    ok.sort(key=lambda r: r["trial_number"])
+    ok = sorted((r for r in trials.to_pylist() if r["status"] == "ok"), key=lambda r: r["trial_number"])
     if not ok:
         return schema.PARETO.empty_table()
-    values = np.array([[r["fid"], r["mig"]] for r in ok])
-    a = analyse(values, DIRECTIONS, reference)
+    a = analyse(np.array([[r["fid"], r["mig"]] for r in ok]), DIRECTIONS, reference)
     return pa.Table.from_pylist([
         {
             "run_id": r["run_id"], "trial_number": r["trial_number"], "trial_id": r["trial_id"],
@@ -74,39 +96,93 @@ def pareto_table(trials: pa.Table, reference: Sequence[float] | None = None) -> 
 
 @dataclass(frozen=True)
 class ReportPaths:
+    run: str
     trials: str
     pareto: str
-    figure: str
     index: str
+    figures: dict[str, str] = field(default_factory=dict)
+    front: list[int] = field(default_factory=list)  # trial numbers on the front
+    optuna_front: list[int] | None = None  # Optuna's best_trials, from the journal
 
 
-def build_report(run_uri: str, *, title: str | None = None,
-                 summary: Sequence[tuple[str, str]] = ()) -> ReportPaths:
-    """Read ``trials.parquet`` under ``run_uri`` and write the Pareto table, figure and page."""
-    paths = ReportPaths(*(join(run_uri, n) for n in ("trials.parquet", "pareto.parquet", "pareto.png", "index.html")))
-    trials = read_table(paths.trials)
+def _optional_table(uri: str) -> pa.Table | None:
+    return read_table(uri) if exists(uri) else None
+
+
+def _front_sections(trials: pa.Table, pareto: pa.Table, traversals: bool) -> list[ModelSection]:
+    from disentune.reports.traversals import traversal_png
+
+    by_id = {r["trial_id"]: r for r in trials.to_pylist()}
+    sections = []
+    for p in sorted((r for r in pareto.to_pylist() if r["on_front"]), key=lambda r: r["fid"]):
+        t = by_id[p["trial_id"]]
+        png = None
+        if traversals and t["checkpoint_uri"]:
+            png = traversal_png(t["checkpoint_uri"], trial_label(t))
+        sections.append(ModelSection(
+            title=trial_label(t) + (" (knee)" if p["knee"] else ""),
+            scores=[("fid", f"{t['fid']:.4g}"), ("mig", f"{t['mig']:.4g}"),
+                    ("hypervolume contribution", f"{p['hv_contribution']:.4g}"),
+                    ("lr", f"{t['lr']:.3g}"), ("latent_dim", str(t["latent_dim"])), ("seed", str(t["seed"])),
+                    ("FID extractor", str(t["fid_extractor"])), ("checkpoint", str(t["checkpoint_uri"]))],
+            traversal_png=png,
+        ))
+    return sections
+
+
+def build_report(run_uri: str, *, title: str | None = None, summary: Sequence[tuple[str, str]] = (),
+                 traversals: bool = True) -> ReportPaths:
+    """(Re)write ``pareto.parquet``, ``figures/*.png`` and ``index.html`` of the run at ``run_uri``."""
+    trials = read_table(join(run_uri, "trials.parquet"))
     pareto = pareto_table(trials)
-    write_table(pareto, paths.pareto)
-    title = title or f"disentune run {run_uri.rstrip('/').rsplit('/', 1)[-1]}"
-    with tempfile.TemporaryDirectory() as tmp:
-        png_path = str(Path(tmp) / "pareto.png")
-        draw_pareto(pareto_plot_data(trials, pareto, f"{title}: FID vs MIG"), png_path)
-        png = Path(png_path).read_bytes()
-    write_bytes(paths.figure, png)
-    front = {r["trial_id"] for r in pareto.to_pylist() if r["on_front"]}
-    hv = f"{pareto['hypervolume_so_far'][-1].as_py():.4g}" if pareto.num_rows else "n/a"
-    ref = (
-        f"fid={pareto['reference_fid'][0].as_py():.4g}, mig={pareto['reference_mig'][0].as_py():.4g}"
-        if pareto.num_rows else "n/a"
-    )
+    write_table(pareto, join(run_uri, "pareto.parquet"))
+    name = run_uri.rstrip("/").rsplit("/", 1)[-1]
+    config: dict[str, Any] = {}
+    if exists(join(run_uri, "experiment.json")):
+        config = json.loads(read_bytes(join(run_uri, "experiment.json")))
+        name = config.get("experiment", {}).get("name", name)
+    title = title or f"disentune: {name}"
+
+    figures: dict[str, bytes] = {"pareto": draw_pareto(pareto_plot_data(trials, pareto, f"{title}: FID vs MIG"))}
+    if pareto.num_rows:
+        figures["hypervolume"] = draw_hypervolume(hypervolume_data(pareto))
+        figures["heatmaps"] = draw_heatmaps(heatmap_data(trials))
+    curves = _optional_table(join(run_uri, "curves.parquet"))
+    if curves is not None and curves.num_rows:
+        figures["curves"] = draw_curves(curves_data(curves, trials))
+    anomaly = read_dataset(join(run_uri, "anomaly_metrics.parquet"), schema.ANOMALY_METRICS)
+    if anomaly.num_rows:
+        figures["anomaly"] = draw_anomaly(anomaly_data(anomaly, trials))
+    figure_uris = {k: join(run_uri, "figures", f"{k}.png") for k in figures}
+    for key, png in figures.items():
+        write_bytes(figure_uris[key], png)
+
+    front = sorted(r["trial_number"] for r in pareto.to_pylist() if r["on_front"])
+    optuna_front = None
+    if exists(join(run_uri, "optuna.journal")):
+        from disentune.search.study import best_trial_numbers
+
+        optuna_front = best_trial_numbers(read_bytes(join(run_uri, "optuna.journal")))
     failed = sum(1 for s in trials["status"].to_pylist() if s != "ok")
+    lines = [*summary, ("trials", f"{trials.num_rows} ({failed} failed)"),
+             ("Pareto front", ", ".join(f"#{n}" for n in front) or "none")]
+    if optuna_front is not None:
+        agree = "agrees" if optuna_front == front else f"differs: {optuna_front}"
+        lines.append(("Optuna best_trials", agree))
+    if pareto.num_rows:
+        last = pareto.to_pylist()[-1]
+        lines += [("hypervolume", f"{max(pareto['hypervolume_so_far'].to_pylist()):.4g}"),
+                  ("reference point", f"fid={last['reference_fid']:.4g}, mig={last['reference_mig']:.4g}")]
+    captions = {"pareto": "Pareto front: FID against MIG", "hypervolume": "Hypervolume against trial count",
+                "heatmaps": "Objectives over lambda_mi x lambda_tc", "curves": "Training curves per trial",
+                "anomaly": "Anomaly AUROC against FID and MIG"}
     page = render_index(
-        title=title,
-        summary=[*summary, ("trials", f"{trials.num_rows} ({failed} failed)"),
-                 ("Pareto front", f"{len(front)} trials"), ("hypervolume", hv),
-                 ("reference point", ref)],
-        figures=[("Pareto front: FID against MIG", png)],
-        trials=trials, front_ids=front,
+        title=title, summary=lines, figures=[(captions[k], png) for k, png in figures.items()],
+        trials=trials, front_ids={r["trial_id"] for r in pareto.to_pylist() if r["on_front"]},
+        models=_front_sections(trials, pareto, traversals),
+        config_text=json.dumps(config, indent=2) if config else "",
     )
-    write_bytes(paths.index, page.encode("utf-8"))
-    return paths
+    index = join(run_uri, "index.html")
+    write_bytes(index, page.encode("utf-8"))
+    return ReportPaths(run_uri, join(run_uri, "trials.parquet"), join(run_uri, "pareto.parquet"), index,
+                       figure_uris, front, optuna_front)
