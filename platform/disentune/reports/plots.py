@@ -10,6 +10,7 @@ import io
 from dataclasses import dataclass
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")  # files only; never a window
 import matplotlib.pyplot as plt  # noqa: E402
@@ -109,6 +110,7 @@ def draw_hypervolume(data: HypervolumeData) -> bytes:
     fig, ax = plt.subplots(figsize=(6.0, 3.6), dpi=110)
     ax.step(data.trial_number, data.hypervolume, where="post", color="tab:blue")
     ax.scatter(data.trial_number, data.hypervolume, s=12, color="tab:blue")
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.set_xlabel("trial")
     ax.set_ylabel("hypervolume")
     ax.set_title(f"Hypervolume so far (reference fid={data.reference[0]:.4g}, mig={data.reference[1]:.4g})",
@@ -185,6 +187,7 @@ def draw_curves(data: CurvesData) -> bytes:
     fig, ax = plt.subplots(figsize=(7.0, 4.0), dpi=110)
     for label, (x, y) in data.series.items():
         ax.plot(x, y, marker="o", ms=3, lw=1, label=label)
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel(data.metric)
     ax.set_title(f"Training curves: {data.metric}")

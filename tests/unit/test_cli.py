@@ -1,0 +1,95 @@
+"""The command line as a user meets it: real subprocesses, exit statuses and one-line errors."""
+
+import os
+import re
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from disentune.reports.storage import read_table, write_table
+
+from .reports.synthetic import synthetic_curves, synthetic_trials
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def cli(*args, timeout=120):
+    return subprocess.run([sys.executable, "-m", "disentune", *map(str, args)], capture_output=True,
+                          text=True, timeout=timeout, cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+def one_line_error(proc, pattern):
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and re.match(r"disentune: error: " + pattern, lines[0]), lines
+
+
+@pytest.fixture()
+def run(tmp_path):
+    run = tmp_path / "runA"
+    trials = synthetic_trials(30)
+    write_table(trials, str(run / "trials.parquet"))
+    write_table(synthetic_curves(trials), str(run / "curves.parquet"))
+    return run
+
+
+def test_help_lists_the_commands():
+    proc = cli("--help")
+    assert proc.returncode == 0
+    for command in ("sweep", "report", "data"):
+        assert command in proc.stdout
+
+
+def test_report_build_and_missing_run(run, tmp_path):
+    proc = cli("report", "build", run)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == str(run / "index.html") and (run / "index.html").exists()
+    one_line_error(cli("report", "build", tmp_path / "nope"), r".*nope: not a disentune run")
+
+
+def test_report_compare_uses_one_reference_point(run, tmp_path):
+    other = tmp_path / "runB"
+    write_table(synthetic_trials(30, seed=1), str(other / "trials.parquet"))
+    proc = cli("report", "compare", run, other, "--out", tmp_path / "cmp")
+    assert proc.returncode == 0, proc.stderr
+    page = (tmp_path / "cmp" / "index.html").read_text()
+    assert "Common reference point" in page and "runA" in page and "runB" in page
+    assert (tmp_path / "cmp" / "compare.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_report_view_serves_on_loopback(run):
+    cli("report", "build", run)
+    proc = subprocess.Popen([sys.executable, "-m", "disentune", "report", "view", str(run), "--port", "0"],
+                            stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        line = proc.stdout.readline()
+        url = re.search(r"http://127\.0\.0\.1:\d+/index\.html", line).group(0)
+        with urllib.request.urlopen(url, timeout=10) as response:
+            assert response.status == 200 and b"<table id=\"trials\"" in response.read()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_sweep_refuses_a_location_holding_another_run(run):
+    before = (run / "trials.parquet").read_bytes()
+    one_line_error(cli("sweep", ROOT / "search_spaces" / "quickstart.yaml", "--out", run),
+                   r".*runA: already holds a run's results; choose another --out or pass --force")
+    assert (run / "trials.parquet").read_bytes() == before
+    assert read_table(str(run / "trials.parquet")).num_rows == 30
+
+
+def test_sweep_refuses_an_output_that_is_a_file(tmp_path):
+    target = tmp_path / "file.txt"
+    target.write_text("keep me")
+    one_line_error(cli("sweep", ROOT / "search_spaces" / "quickstart.yaml", "--out", target),
+                   r".*file\.txt: exists and is not a directory")
+    assert target.read_text() == "keep me"
+
+
+def test_bad_numbers_on_the_command_line():
+    proc = cli("sweep", ROOT / "search_spaces" / "quickstart.yaml", "--samples", "0")
+    assert proc.returncode == 2 and "not a positive integer" in proc.stderr
