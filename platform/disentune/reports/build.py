@@ -45,7 +45,7 @@ def trials_table(outcomes: Sequence[TrialOutcome], *, run_id: str, code_version:
     for o in outcomes:
         m, p = o.metrics, o.params
 
-        def num(key: str) -> float:
+        def num(key: str, m: dict = m) -> float:
             value = m.get(key)
             return float("nan") if value is None else float(value)
 

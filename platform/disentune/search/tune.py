@@ -22,7 +22,7 @@ import contextlib
 import math
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import optuna
 from ray import tune
@@ -34,6 +34,7 @@ from disentune.reports.storage import arrow_filesystem, join
 from disentune.search.outcome import TrialOutcome
 from disentune.train.launch import make_trainer
 from disentune.train.loop import TrialSpec, run_training
+from disentune.train.session import checkpoint_dir
 
 OBJECTIVES = ("fid", "mig")
 DIRECTIONS = ("min", "max")
@@ -73,14 +74,8 @@ class TuneTrialSession:
     def prepare(self, model):
         return model.to(self.device)
 
-    @contextlib.contextmanager
-    def resume_dir(self) -> Iterator[Path | None]:
-        checkpoint = tune.get_checkpoint()
-        if checkpoint is None:
-            yield None
-        else:
-            with checkpoint.as_directory() as directory:
-                yield Path(directory)
+    def resume_dir(self) -> contextlib.AbstractContextManager[Path | None]:
+        return checkpoint_dir(tune.get_checkpoint())
 
     def report(self, metrics: dict, checkpoint_dir: Path | None) -> None:
         checkpoint = tune.Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir else None

@@ -30,6 +30,16 @@ class Session(Protocol):
         """Report one epoch's metrics (every rank calls it; rank 0 passes the checkpoint)."""
 
 
+@contextlib.contextmanager
+def checkpoint_dir(checkpoint) -> Iterator[Path | None]:
+    """A Ray ``Checkpoint`` (Train's or Tune's) as a local directory, or None for no checkpoint."""
+    if checkpoint is None:
+        yield None
+    else:
+        with checkpoint.as_directory() as directory:
+            yield Path(directory)
+
+
 class RayTrainSession:
     """:class:`Session` inside a Ray Train worker (``TorchTrainer``)."""
 
@@ -49,16 +59,10 @@ class RayTrainSession:
             return model.to(self.device)
         return ray.train.torch.prepare_model(model)
 
-    @contextlib.contextmanager
-    def resume_dir(self) -> Iterator[Path | None]:
+    def resume_dir(self) -> contextlib.AbstractContextManager[Path | None]:
         import ray.train
 
-        checkpoint = ray.train.get_checkpoint()
-        if checkpoint is None:
-            yield None
-        else:
-            with checkpoint.as_directory() as directory:
-                yield Path(directory)
+        return checkpoint_dir(ray.train.get_checkpoint())
 
     def report(self, metrics: dict, checkpoint_dir: Path | None) -> None:
         import ray.train

@@ -6,7 +6,6 @@ import pytest
 import torch
 
 from disentune.config import experiment_from_dict
-from disentune.data.dsprites import DSprites
 from disentune.errors import UserError
 from disentune.metrics.factor_net import ensure_factor_net
 from disentune.train.checkpoint import load_model, load_state
