@@ -133,3 +133,25 @@ def test_missing_bucket_and_unreachable_endpoint_are_one_line_errors(s3, tmp_pat
     assert "\n" not in line and FAKE_KEYS["AWS_SECRET_ACCESS_KEY"] not in line
     assert time.perf_counter() - began < 60
     assert keys(s3, prefix="unreachable") == []
+
+
+def test_parallel_part_writers_on_s3_lose_no_rows(s3):
+    """The storage path evaluators and detectors append to: part files in a bucket prefix."""
+    import concurrent.futures as cf
+
+    import pyarrow as pa
+
+    from disentune.reports import schema
+    from disentune.reports.storage import append_table, read_dataset
+
+    def rows(i):
+        return pa.Table.from_pylist([
+            {"trial_id": f"t{i}", "detector": "knn", "feature_space": "latent", "benchmark": "b",
+             "metric": "auroc", "value": 0.5, "n_normal": 1, "n_anomalous": 1, "seed": i,
+             "fit_seconds": 0.0, "score_seconds": 0.0} for _ in range(3)], schema=schema.ANOMALY_METRICS)
+
+    with cf.ThreadPoolExecutor(6) as pool:
+        list(pool.map(lambda i: append_table(rows(i), "s3://runs/parts/anomaly_metrics.parquet"), range(12)))
+    table = read_dataset("s3://runs/parts/anomaly_metrics.parquet", schema.ANOMALY_METRICS)
+    assert table.num_rows == 36 and sorted(set(table["seed"].to_pylist())) == list(range(12))
+    assert len(keys(s3, prefix="parts/anomaly_metrics.parquet/")) == 12
