@@ -21,7 +21,11 @@ T = TypeVar("T")
 # The modules whose decorators fill the registries; imported once, on first use.
 _BUILTIN_MODULES = (
     "disentune.data.dsprites",
+    "disentune.models.beta_vae",
     "disentune.models.beta_tcvae",
+    "disentune.models.factor_vae",
+    "disentune.models.infogan",
+    "disentune.models.info_stylegan",
     "disentune.metrics.mig",
     "disentune.metrics.fid",
 )

@@ -25,6 +25,7 @@ class Hyper:
     lambda_tc: float
     lr: float
     dataset_size: int  # N of the minibatch-weighted-sampling estimators
+    scale_tied_codes: bool = False  # info_stylegan: code groups enter only their own scales
 
 
 class TrainStep(Protocol):
@@ -45,3 +46,5 @@ class Variant:
     make_step: Callable[[nn.Module, Hyper], TrainStep]
     # Closed ranges each weight may take for this family, checked when a search space loads.
     weight_bounds: Mapping[str, tuple[float, float]]
+    # The loss term a fixed batch should drive down (adversarial totals need not fall).
+    progress_term: str = "total"

@@ -25,18 +25,21 @@ def _widths(depth: int) -> list[int]:
 
 
 class ConvEncoder(nn.Module):
-    """``(n, C, R, R) -> (n, out_features)``."""
+    """``(n, C, R, R) -> (n, out_features)``; ``leaky`` selects LeakyReLU(0.2) (discriminators)."""
 
-    def __init__(self, channels: int, resolution: int, out_features: int, hidden: int = 256) -> None:
+    def __init__(self, channels: int, resolution: int, out_features: int, hidden: int = 256,
+                 leaky: bool = False) -> None:
         super().__init__()
         widths = _widths(_depth(resolution))
+
+        def act() -> nn.Module:
+            return nn.LeakyReLU(0.2) if leaky else nn.ReLU()
+
         layers: list[nn.Module] = []
         for w_in, w_out in zip([channels] + widths[:-1], widths):
-            layers += [nn.Conv2d(w_in, w_out, 4, stride=2, padding=1), nn.ReLU()]
+            layers += [nn.Conv2d(w_in, w_out, 4, stride=2, padding=1), act()]
         self.features = nn.Sequential(*layers, nn.Flatten())
-        self.head = nn.Sequential(
-            nn.Linear(widths[-1] * 16, hidden), nn.ReLU(), nn.Linear(hidden, out_features)
-        )
+        self.head = nn.Sequential(nn.Linear(widths[-1] * 16, hidden), act(), nn.Linear(hidden, out_features))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))

@@ -1,8 +1,10 @@
 """beta-TCVAE: ``lambda_tc`` weights TC(z), ``lambda_mi`` the index-code MI (see losses.py)."""
 
+from functools import partial
+
 from disentune.models.base import Hyper, Variant
-from disentune.models.beta_tcvae.module import ConvVAE
-from disentune.models.beta_tcvae.step import BetaTCVAEStep
+from disentune.models.beta_tcvae.losses import beta_tcvae_loss
+from disentune.models.vae import ConvVAE, VAEStep
 from disentune.registry import MODELS
 
 
@@ -14,7 +16,7 @@ VARIANT = MODELS.register("beta_tcvae")(
     Variant(
         name="beta_tcvae",
         build=build,
-        make_step=BetaTCVAEStep,
+        make_step=partial(VAEStep, loss=beta_tcvae_loss),
         weight_bounds={"lambda_mi": (0.0, 1.0), "lambda_tc": (0.0, 1000.0)},
     )
 )
