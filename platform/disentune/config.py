@@ -114,6 +114,8 @@ class TrainConfig:
     cpus_per_worker: float = _checked(1.0, _float(0.0, 1024.0, open_low=True))
     use_gpu: Any = _checked("auto", _one_of("auto", True, False))  # auto: when the cluster has GPUs
     gpus_per_worker: float = _checked(1.0, _float(0.0, 8.0, open_low=True))
+    amp: bool = _checked(False, _one_of(True, False))  # bf16 autocast (where the device supports it)
+    compile: bool = _checked(False, _one_of(True, False))  # torch.compile the model for training
 
     @property
     def in_trial(self) -> bool:
@@ -135,7 +137,7 @@ class EvaluationConfig:
 class SearchConfig:
     """The multi-objective search: fid (minimised) against mig (maximised)."""
 
-    sampler: str = _checked("tpe", _one_of("tpe", "nsga2", "gp", "random"))
+    sampler: str = _checked("tpe", _one_of("tpe", "nsga2", "gp", "random", "grid"))
     num_samples: int = _checked(8, _int(1, 100_000))
     max_concurrent_trials: int = _checked(2, _int(1, 10_000))
     nsga2_population: int = _checked(8, _int(2, 10_000))
@@ -168,6 +170,7 @@ SEARCHABLE: dict[str, Searchable] = {
     "latent_dim": Searchable(10, _int(1, 512), "int"),
     "batch_size": Searchable(64, _int(2, 65_536), "int"),
     "seed": Searchable(None, _int(0, 2**31 - 1), "int"),
+    "scale_tied_codes": Searchable(False, _one_of(True, False), None),  # info_stylegan only
 }
 
 
@@ -311,6 +314,13 @@ def experiment_from_dict(raw: Any) -> Experiment:
             f"train.launcher: in_trial runs one worker, but train.workers is {exp.train.workers}; "
             "use launcher: ray_train (or auto) for several"
         )
+    if exp.search.sampler == "grid":
+        continuous = [n for n, p in exp.params().items() if p.kind not in ("fixed", "choice")]
+        if continuous:
+            raise ConfigError(
+                f"search.sampler: grid needs every searched parameter to be a choice; "
+                f"{', '.join(continuous)} {'is' if len(continuous) == 1 else 'are'} a range"
+            )
     batch_sizes = exp.param("batch_size").values
     if exp.param("batch_size").kind == "int" or any(b % exp.train.workers for b in batch_sizes):
         if exp.train.workers > 1:

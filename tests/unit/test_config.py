@@ -36,6 +36,7 @@ BAD = {
     "not a mapping": ([1, 2], r"^search space: \[1, 2\] is not allowed"),
     "in_trial with workers": ({"train": {"launcher": "in_trial", "workers": 2}}, r"^train\.launcher: in_trial runs one worker"),
     "batch not divisible": ({"train": {"workers": 3}, "space": {"batch_size": 64}}, r"^space\.batch_size: \[64\] must be .* multiples of train\.workers \(3\)"),
+    "grid over a range": ({"search": {"sampler": "grid"}, "space": {"lambda_tc": {"uniform": [0.0, 1.0]}}}, r"^search\.sampler: grid needs every searched parameter to be a choice; lambda_tc is a range"),
     "non-finite": ({"space": {"lambda_tc": {"uniform": [0.0, float("inf")]}}}, r"is not allowed; expected a finite number"),
 }
 
@@ -90,3 +91,9 @@ def test_cli_refuses_bad_space_before_ray_starts(case, tmp_path):
     assert "Traceback" not in proc.stderr
     assert proc.stdout.strip() == "ray not imported"
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("space", sorted((ROOT / "search_spaces").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_search_space_loads(space):
+    exp = load_experiment(space)
+    assert exp.name == space.stem

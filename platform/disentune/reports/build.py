@@ -54,6 +54,7 @@ def trials_table(outcomes: Sequence[TrialOutcome], *, run_id: str, code_version:
             "variant": p.get("variant"), "lambda_mi": p.get("lambda_mi"),
             "lambda_tc": p.get("lambda_tc"), "lr": p.get("lr"), "latent_dim": p.get("latent_dim"),
             "batch_size": p.get("batch_size"), "seed": p.get("seed"),
+            "scale_tied_codes": p.get("scale_tied_codes"),
             "status": o.status, "error": o.error, "fid": num("fid"), "mig": num("mig"),
             "fid_extractor": m.get("fid_extractor"), "epochs": m.get("epoch"),
             "images_seen": m.get("images_seen"), "train_seconds": num("train_seconds"),

@@ -29,6 +29,7 @@ TRIALS = _schema("trials", [
     ("latent_dim", pa.int64()),
     ("batch_size", pa.int64()),
     ("seed", pa.int64()),
+    ("scale_tied_codes", pa.bool_()),
     ("status", pa.string()),
     ("error", pa.string()),
     ("fid", pa.float64()),

@@ -1,7 +1,8 @@
 """Latent traversals: vary one latent (or code) at a time around a base code and decode.
 
-Works for any registered model with ``decode(z)``; the base code is the prior mean (zeros), so
-a row shows what that one dimension controls on its own.
+Works for any registered model with ``decode(codes)``: one row per dimension of its
+representation, over the model's ``traversal_range`` (the prior's typical region); the base code
+is zeros, so a row shows what that one dimension controls on its own.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from disentune.reports.storage import join, read_bytes
 @torch.no_grad()
 def traversal_images(model: nn.Module, values: np.ndarray, base: np.ndarray | None = None) -> np.ndarray:
     """``(d, steps, C, H, W)``: row ``i`` sets latent ``i`` to each of ``values``, others at ``base``."""
-    d = model.latent_dim
+    d = model.representation_dim
     base = np.zeros(d, dtype=np.float32) if base is None else np.asarray(base, dtype=np.float32)
     codes = np.repeat(np.repeat(base[None, None, :], d, axis=0), len(values), axis=1)  # (d, steps, d)
     codes[np.arange(d), :, np.arange(d)] = values.astype(np.float32)
@@ -33,8 +34,8 @@ def traversal_png(checkpoint_uri: str, title: str, values: np.ndarray | None = N
     """Load a checkpoint (local or s3://) and draw its traversal grid."""
     from disentune.train.checkpoint import FILENAME, load_model
 
-    values = np.linspace(-2.5, 2.5, 7) if values is None else values
     with tempfile.TemporaryDirectory() as tmp:
         Path(tmp, FILENAME).write_bytes(read_bytes(join(checkpoint_uri, FILENAME)))
         model, _ = load_model(tmp)
+    values = np.linspace(*model.traversal_range, 7) if values is None else values
     return draw_traversal(traversal_images(model, values), values, title)

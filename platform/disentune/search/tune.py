@@ -13,7 +13,8 @@ Optuna proposes each trial's parameters for two objectives, ``fid`` (minimised) 
 Samplers (``search.sampler``): ``tpe`` (default; multivariate TPE, with the random start-up
 phase shortened to a third of the budget, at least 2 and at most 10 trials), ``nsga2``
 (population ``search.nsga2_population``, default 8, instead of Optuna's 50, which is far too large
-for trials that cost minutes), ``gp`` and ``random``.
+for trials that cost minutes), ``gp``, ``random`` and ``grid`` (every searched parameter a
+choice; the grid in random order, ``num_samples`` points of it).
 """
 
 from __future__ import annotations
@@ -49,6 +50,9 @@ def make_sampler(exp: Experiment) -> optuna.samplers.BaseSampler:
         return optuna.samplers.NSGAIISampler(population_size=s.nsga2_population, seed=exp.seed)
     if s.sampler == "gp":
         return optuna.samplers.GPSampler(seed=exp.seed)
+    if s.sampler == "grid":  # every searched parameter is a choice (checked by the config)
+        grid = {n: list(p.values) for n, p in exp.params().items() if not p.fixed}
+        return optuna.samplers.GridSampler(grid, seed=exp.seed)
     return optuna.samplers.RandomSampler(seed=exp.seed)
 
 
@@ -80,6 +84,9 @@ class TuneTrialSession:
     def report(self, metrics: dict, checkpoint_dir: Path | None) -> None:
         checkpoint = tune.Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir else None
         tune.report(metrics, checkpoint=checkpoint)
+
+    def mean_over_workers(self, values: dict[str, float]) -> dict[str, float]:
+        return values
 
 
 def _trial(config: dict, *, experiment: Experiment, fixed: dict, extractor_path: str,

@@ -10,6 +10,7 @@ A non-finite loss stops the trial with :class:`TrainingDiverged`, naming the epo
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import tempfile
@@ -50,6 +51,13 @@ def _epoch_seed(seed: int, epoch: int) -> int:
     return (seed * 1_000_003 + epoch) % 2**63
 
 
+def _autocast(device: torch.device, amp: bool) -> contextlib.AbstractContextManager:
+    """bf16 autocast when asked for and supported (any CPU; GPUs with bf16), else a no-op."""
+    if amp and (device.type != "cuda" or torch.cuda.is_bf16_supported()):
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
 def run_training(spec: TrialSpec, session: Session) -> None:
     """Train one trial to its last epoch, resuming from the session's checkpoint if it has one."""
     loop_started = time.time()
@@ -68,12 +76,16 @@ def run_training(spec: TrialSpec, session: Session) -> None:
 
     hyper = Hyper(
         latent_dim=p["latent_dim"], lambda_mi=p["lambda_mi"], lambda_tc=p["lambda_tc"],
-        lr=p["lr"], dataset_size=len(index),
+        lr=p["lr"], dataset_size=len(index), scale_tied_codes=p.get("scale_tied_codes", False),
     )
     variant = MODELS.get(p["variant"])
     torch.manual_seed(p["seed"])  # identical initial weights on every rank
     model = variant.build(data.image_shape, hyper)
-    step = variant.make_step(session.prepare(model), hyper)
+    trained = session.prepare(model)
+    if exp.train.compile:
+        trained = torch.compile(trained)
+    step = variant.make_step(trained, hyper)
+    precision = _autocast(device, exp.train.amp)
     noise = torch.Generator(device=device)  # reparameterisation noise, re-seeded every epoch
 
     start_epoch, images_seen, train_seconds, eval_seconds = 0, 0, 0.0, 0.0
@@ -100,7 +112,8 @@ def run_training(spec: TrialSpec, session: Session) -> None:
         sums: dict[str, float] = defaultdict(float)
         for b in range(batches):
             lo = b * batch + rank * per_rank
-            terms = step(images[order[lo : lo + per_rank]].float(), noise)
+            with precision:
+                terms = step(images[order[lo : lo + per_rank]].float(), noise)
             if not math.isfinite(terms["total"]):
                 raise TrainingDiverged(f"loss became {terms['total']} at epoch {epoch + 1}, batch {b + 1}")
             for name, value in terms.items():
@@ -108,7 +121,8 @@ def run_training(spec: TrialSpec, session: Session) -> None:
         train_seconds += time.perf_counter() - began
         images_seen += batches * batch
 
-        metrics: dict[str, Any] = {f"loss_{k}": v / batches for k, v in sums.items()}
+        means = session.mean_over_workers({k: v / batches for k, v in sums.items()})
+        metrics: dict[str, Any] = {f"loss_{k}": v for k, v in means.items()}
         metrics.update(
             epoch=epoch + 1, images_seen=images_seen, fid=math.nan, mig=math.nan,
             startup_seconds=loop_started - spec.started_at,

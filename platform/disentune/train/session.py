@@ -29,6 +29,9 @@ class Session(Protocol):
     def report(self, metrics: dict, checkpoint_dir: Path | None) -> None:
         """Report one epoch's metrics (every rank calls it; rank 0 passes the checkpoint)."""
 
+    def mean_over_workers(self, values: dict[str, float]) -> dict[str, float]:
+        """The mean of each value over all ranks (identity for one worker)."""
+
 
 @contextlib.contextmanager
 def checkpoint_dir(checkpoint) -> Iterator[Path | None]:
@@ -57,7 +60,8 @@ class RayTrainSession:
 
         if self.world_size == 1:
             return model.to(self.device)
-        return ray.train.torch.prepare_model(model)
+        # GAN steps use only part of the model per forward (generate / discriminate)
+        return ray.train.torch.prepare_model(model, parallel_strategy_kwargs={"find_unused_parameters": True})
 
     def resume_dir(self) -> contextlib.AbstractContextManager[Path | None]:
         import ray.train
@@ -69,3 +73,13 @@ class RayTrainSession:
 
         checkpoint = ray.train.Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir else None
         ray.train.report(metrics, checkpoint=checkpoint)
+
+    def mean_over_workers(self, values: dict[str, float]) -> dict[str, float]:
+        if self.world_size == 1:
+            return values
+        import torch.distributed as dist
+
+        keys = sorted(values)
+        tensor = torch.tensor([values[k] for k in keys], dtype=torch.float64, device=self.device)
+        dist.all_reduce(tensor)
+        return {k: float(v) / self.world_size for k, v in zip(keys, tensor.tolist())}

@@ -22,6 +22,9 @@ class InProcessSession:
     def prepare(self, model):
         return model
 
+    def mean_over_workers(self, values):
+        return values
+
     @contextlib.contextmanager
     def resume_dir(self):
         yield self.resume
@@ -81,3 +84,14 @@ def test_corrupt_or_missing_checkpoint_is_a_clear_error(tmp_path):
     (tmp_path / "state.pt").write_bytes(b"\x80\x04 not a checkpoint")
     with pytest.raises(UserError, match="not a readable disentune checkpoint"):
         load_state(tmp_path)
+
+
+def test_bf16_autocast_trains_to_finite_objectives(spec, tmp_path):
+    import dataclasses
+
+    exp = spec.experiment
+    amp = dataclasses.replace(exp, train=dataclasses.replace(exp.train, amp=True, epochs=1))
+    session = InProcessSession(tmp_path)
+    run_training(dataclasses.replace(spec, experiment=amp), session)
+    metrics = session.reports[-1][0]
+    assert np.isfinite(metrics["loss_total"]) and np.isfinite(metrics["fid"])
