@@ -49,6 +49,20 @@ def _parser() -> argparse.ArgumentParser:
                        help="Ray address: 'local' (default) starts a private instance; 'auto' joins a cluster")
     sweep.add_argument("--force", action="store_true", help="replace the results already in --out")
 
+    submit = sub.add_parser("submit", help="run a sweep on a Ray cluster as a Ray job")
+    submit.add_argument("space", type=Path, help="search space YAML inside --working-dir")
+    submit.add_argument("--address", required=True, help="Ray job API, e.g. http://127.0.0.1:8265")
+    submit.add_argument("--out", required=True, help="run location the cluster can write: s3://bucket/prefix")
+    submit.add_argument("--working-dir", type=Path, default=Path("."), help="folder uploaded with the job")
+    submit.add_argument("--samples", type=_positive)
+    submit.add_argument("--seed", type=_seed)
+    submit.add_argument("--follow", action="store_true", help="stream the job's logs until it ends")
+
+    jobs = sub.add_parser("jobs", help="status, logs or stop of a submitted job")
+    jobs.add_argument("action", choices=("status", "logs", "stop"))
+    jobs.add_argument("job_id")
+    jobs.add_argument("--address", required=True)
+
     data = sub.add_parser("data", help="datasets")
     data_sub = data.add_subparsers(dest="data_command", required=True)
     render = data_sub.add_parser("render", help="render and cache procedural dSprites")
@@ -76,6 +90,33 @@ def _sweep(args: argparse.Namespace) -> int:
     out = args.out or str(Path("reports") / exp.name)
     result = run_sweep(exp, out=out, address=args.address, force=args.force)
     print(summarise(result))
+    return 0
+
+
+def _submit(args: argparse.Namespace) -> int:
+    from disentune import jobs
+
+    job_id = jobs.submit(args.space, address=args.address, out=args.out, working_dir=args.working_dir,
+                         samples=args.samples, seed=args.seed)
+    print(f"submitted job {job_id}", flush=True)
+    if not args.follow:
+        return 0
+    last = ""
+    for chunk in jobs.follow(args.address, job_id):
+        print(chunk, end="", flush=True)
+        last = chunk
+    return 0 if last.strip().endswith("SUCCEEDED") else 1
+
+
+def _jobs(args: argparse.Namespace) -> int:
+    from disentune import jobs
+
+    if args.action == "status":
+        print(jobs.status(args.address, args.job_id))
+    elif args.action == "logs":
+        print(jobs.logs(args.address, args.job_id), end="")
+    else:
+        print("stopped" if jobs.stop(args.address, args.job_id) else "not running")
     return 0
 
 
@@ -125,7 +166,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.endpoint_url:
         os.environ["AWS_ENDPOINT_URL"] = args.endpoint_url  # read by s3fs, pyarrow and Ray workers
-    handlers = {"sweep": _sweep, "data": _data, "report": _report}
+    handlers = {"sweep": _sweep, "submit": _submit, "jobs": _jobs, "data": _data, "report": _report}
     try:
         return handlers[args.command](args)
     except UserError as err:

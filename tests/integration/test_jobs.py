@@ -1,0 +1,98 @@
+"""Ray job submission against a real head started with `ray start --head` on 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+pytestmark = pytest.mark.integration
+RAY = str(Path(sys.executable).with_name("ray"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def head(tmp_path_factory):
+    # the same auth mode for the head and every client of it (token auth reads ~/.ray/auth_token)
+    # ... and the project's environment first on PATH, as on a cluster node where it is installed
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_USAGE_STATS_ENABLED": "0", "PATH": path}
+    port, dashboard = free_port(), free_port()
+    temp = tmp_path_factory.mktemp("ray")
+    subprocess.run([RAY, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}",
+                    "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}", "--num-cpus=2",
+                    "--include-dashboard=true", "--disable-usage-stats", f"--temp-dir={temp}"],
+                   check=True, env=env, capture_output=True, timeout=180)
+    address = f"http://127.0.0.1:{dashboard}"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", dashboard), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.5)
+    saved = os.environ.get("RAY_AUTH_MODE")
+    os.environ["RAY_AUTH_MODE"] = "token"
+    yield address, env
+    subprocess.run([RAY, "stop", "--force"], env=env, capture_output=True, timeout=120)
+    if saved is None:
+        os.environ.pop("RAY_AUTH_MODE", None)
+    else:
+        os.environ["RAY_AUTH_MODE"] = saved
+
+
+def test_submit_a_tiny_sweep_as_a_job_and_read_its_tables(head, tmp_path, dsprites32):
+    address, env = head
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "tiny.yaml").write_text(
+        "name: jobsweep\nseed: 2\ndata: {resolution: 32, train_size: 192}\ntrain: {epochs: 1}\n"
+        "evaluation: {fid_samples: 64, mig_samples: 300}\n"
+        "search: {num_samples: 2, max_concurrent_trials: 2}\n"
+        "space: {lambda_tc: {uniform: [0.0, 4.0]}, batch_size: 32, latent_dim: 3}\n")
+    out = tmp_path / "run"
+    began = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "disentune", "submit", str(work / "tiny.yaml"),
+                           "--address", address, "--out", str(out), "--working-dir", str(work), "--follow"],
+                          capture_output=True, text=True, timeout=600, env=env)
+    seconds = time.perf_counter() - began
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    job_id = proc.stdout.splitlines()[0].removeprefix("submitted job ").strip()
+    assert proc.stdout.rstrip().endswith(f"job {job_id}: SUCCEEDED")
+    trials = pq.read_table(out / "trials.parquet").to_pandas()
+    assert len(trials) == 2 and (trials["status"] == "ok").all()
+    assert (out / "index.html").exists()
+    status = subprocess.run([sys.executable, "-m", "disentune", "jobs", "status", job_id, "--address", address],
+                            capture_output=True, text=True, timeout=60, env=env)
+    assert status.stdout.strip() == "SUCCEEDED"
+    print(f"job round trip: {seconds:.1f} s")
+
+
+def test_bad_space_is_refused_before_submission(head, tmp_path):
+    address, env = head
+    (tmp_path / "bad.yaml").write_text("name: x\nspace: {lambda_tc: {uniform: [3, 1]}}\n")
+    proc = subprocess.run([sys.executable, "-m", "disentune", "submit", str(tmp_path / "bad.yaml"),
+                           "--address", address, "--out", str(tmp_path / "o"), "--working-dir", str(tmp_path)],
+                          capture_output=True, text=True, timeout=60, env=env)
+    assert proc.returncode == 2 and "inverted range" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_unreachable_job_api_is_one_line(tmp_path):
+    (tmp_path / "ok.yaml").write_text("name: x\n")
+    proc = subprocess.run([sys.executable, "-m", "disentune", "jobs", "status", "raysubmit_x",
+                           "--address", f"http://127.0.0.1:{free_port()}"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("disentune: error: http://127.0.0.1:") and len(proc.stderr.strip().splitlines()) == 1
