@@ -47,7 +47,11 @@ def _parser() -> argparse.ArgumentParser:
     sweep.add_argument("--seed", type=_seed, help="experiment seed (overrides seed)")
     sweep.add_argument("--address", default="local",
                        help="Ray address: 'local' (default) starts a private instance; 'auto' joins a cluster")
-    sweep.add_argument("--force", action="store_true", help="replace the results already in --out")
+    again = sweep.add_mutually_exclusive_group()
+    again.add_argument("--force", action="store_true", help="replace the results already in --out")
+    again.add_argument("--resume", action="store_true",
+                       help="continue the interrupted sweep in --out: finished trials are kept, "
+                            "unfinished ones continue from their last checkpoint")
 
     submit = sub.add_parser("submit", help="run a sweep on a Ray cluster as a Ray job")
     submit.add_argument("space", type=Path, help="search space YAML inside --working-dir")
@@ -88,7 +92,7 @@ def _sweep(args: argparse.Namespace) -> int:
 
     exp = with_overrides(load_experiment(args.space), samples=args.samples, seed=args.seed)
     out = args.out or str(Path("reports") / exp.name)
-    result = run_sweep(exp, out=out, address=args.address, force=args.force)
+    result = run_sweep(exp, out=out, address=args.address, force=args.force, resume=args.resume)
     print(summarise(result))
     return 0
 

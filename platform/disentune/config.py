@@ -116,6 +116,10 @@ class TrainConfig:
     gpus_per_worker: float = _checked(1.0, _float(0.0, 8.0, open_low=True))
     amp: bool = _checked(False, _one_of(True, False))  # bf16 autocast (where the device supports it)
     compile: bool = _checked(False, _one_of(True, False))  # torch.compile the model for training
+    # restarts of a trial (its worker group, or its in-trial process) from its last checkpoint
+    max_failures: int = _checked(2, _int(0, 100))
+    drill: str = _checked("none", _one_of("none", "worker_exit"))  # crash drill (fault tests)
+    drill_epoch: int = _checked(1, _int(1))
 
     @property
     def in_trial(self) -> bool:
@@ -139,7 +143,8 @@ class SearchConfig:
 
     sampler: str = _checked("tpe", _one_of("tpe", "nsga2", "gp", "random", "grid"))
     num_samples: int = _checked(8, _int(1, 100_000))
-    max_concurrent_trials: int = _checked(2, _int(1, 10_000))
+    # None: as many as the cluster's GPUs (or CPUs, without GPUs) can hold at once
+    max_concurrent_trials: int | None = _checked(None, _int(1, 10_000))
     nsga2_population: int = _checked(8, _int(2, 10_000))
 
 

@@ -8,18 +8,19 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import hashlib
 import json
 import os
 import platform
 import statistics
 import subprocess
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from disentune import __version__
 from disentune.config import Experiment
+from disentune.data.cache import cache_dir
 from disentune.errors import UserError
 from disentune.metrics.factor_net import ensure_factor_net
 from disentune.registry import DATASETS
@@ -28,8 +29,10 @@ from disentune.reports.storage import (
     check_writable,
     exists,
     filesystem,
+    is_remote,
     join,
     normalize,
+    read_bytes,
     write_bytes,
     write_table,
 )
@@ -68,10 +71,17 @@ RUN_FILES = ("tune", "trials.parquet", "pareto.parquet", "curves.parquet", "expe
              "optuna.journal", "index.html", "figures")
 
 
-def prepare_output(out: str, *, force: bool) -> None:
+def prepare_output(out: str, *, force: bool, resume: bool = False) -> None:
     """Check the location is writable; refuse to overwrite another run's results unless
-    ``force``, which removes that run's files first (and nothing else in the folder)."""
+    ``force``, which removes that run's files first (and nothing else in the folder). With
+    ``resume`` the run's files stay: the sweep continues from Tune's state there."""
     check_writable(out)
+    if resume:
+        if not exists(join(out, "tune")):
+            raise UserError(f"{out}: no sweep to resume there (no tune/ state); run without --resume")
+        return
+    if exists(join(out, "tune")) and not exists(join(out, "trials.parquet")) and not force:
+        raise UserError(f"{out}: holds an unfinished sweep; continue it with --resume or replace it with --force")
     if exists(join(out, "trials.parquet")) and not force:
         raise UserError(f"{out}: already holds a run's results; choose another --out or pass --force")
     if force:
@@ -96,16 +106,29 @@ def describe(exp: Experiment) -> dict:
     }
 
 
+def journal_path(out: str) -> Path:
+    """Where the Optuna journal is written during the sweep: inside a local run folder, or a
+    local cache file for a remote one (uploaded at the end, downloaded again on --resume)."""
+    if not is_remote(out):
+        return Path(out) / "optuna.journal"
+    return cache_dir() / "journals" / f"{hashlib.sha256(out.encode()).hexdigest()[:16]}.journal"
+
+
 def run_sweep(exp: Experiment, *, out: str | Path, address: str = "local", force: bool = False,
-              num_cpus: int | None = None) -> SweepResult:
+              resume: bool = False, num_cpus: int | None = None) -> SweepResult:
     import ray
 
     from disentune.search.tune import run_trials
 
     began = time.perf_counter()
     out = normalize(out)
-    prepare_output(out, force=force)
-    write_bytes(join(out, "experiment.json"), json.dumps(describe(exp), indent=2, default=list).encode())
+    prepare_output(out, force=force, resume=resume)
+    journal = journal_path(out)
+    journal.parent.mkdir(parents=True, exist_ok=True)
+    if is_remote(out) and resume and exists(join(out, "optuna.journal")):
+        journal.write_bytes(read_bytes(join(out, "optuna.journal")))
+    if not resume:
+        write_bytes(join(out, "experiment.json"), json.dumps(describe(exp), indent=2, default=list).encode())
     data = DATASETS.get(exp.data.dataset)(resolution=exp.data.resolution)
     data.render()
     extractor = ensure_factor_net(data, exp.data.dataset, exp.data.resolution, seed=EXTRACTOR_SEED)
@@ -120,12 +143,11 @@ def run_sweep(exp: Experiment, *, out: str | Path, address: str = "local", force
         use_gpu = exp.train.use_gpu
         if use_gpu == "auto":
             use_gpu = ray.cluster_resources().get("GPU", 0) > 0
-        with tempfile.TemporaryDirectory() as tmp:
-            journal = Path(tmp) / "optuna.journal"
-            outcomes = run_trials(
-                exp, storage=join(out, "tune"), extractor_path=extractor, use_gpu=bool(use_gpu),
-                journal=journal,
-            )
+        outcomes = run_trials(
+            exp, storage=join(out, "tune"), extractor_path=extractor, use_gpu=bool(use_gpu), journal=journal,
+            cluster=ray.cluster_resources(), resume=resume,
+        )
+        if is_remote(out):
             write_bytes(join(out, "optuna.journal"), journal.read_bytes())
     finally:
         if started_ray:

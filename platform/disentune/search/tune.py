@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -136,24 +137,36 @@ def failure_reason(error: BaseException) -> str:
     return (lines[-1] if lines else type(error).__name__)[:500]
 
 
+def max_concurrent(exp: Experiment, cluster: dict[str, float], use_gpu: bool) -> int:
+    """``search.max_concurrent_trials``, or as many trials as the cluster's GPUs (with GPUs) or
+    CPUs can hold at once."""
+    if exp.search.max_concurrent_trials is not None:
+        return exp.search.max_concurrent_trials
+    t = exp.train
+    if use_gpu:
+        return max(1, int(cluster.get("GPU", 0) // (t.gpus_per_worker * t.workers)))
+    return max(1, int(cluster.get("CPU", 1) // (t.cpus_per_worker * t.workers)))
+
+
+def _number(result: Any, fallback: int) -> int:
+    """The trial's creation index: Tune's trial folder is ``<trainable>_<id>_<index>_<params>_...``
+    (1-based, the order in which Optuna was asked, so Optuna's trial number is ``index - 1``)."""
+    match = re.search(r"_[0-9a-f]{5,}_(\d+)_", Path(result.path).name)
+    return int(match.group(1)) - 1 if match else fallback
+
+
 def run_trials(exp: Experiment, *, storage: str, extractor_path: Path, use_gpu: bool,
-               journal: Path | None = None) -> list[TrialOutcome]:
-    """Run the study with Tune's storage at URI ``storage`` (local or s3://) and the Optuna study
-    in the ``journal`` file; returns every trial's outcome, in Optuna's trial order."""
+               journal: Path, cluster: dict[str, float], resume: bool = False) -> list[TrialOutcome]:
+    """Run (or, with ``resume``, continue) the study with Tune's storage at URI ``storage``
+    (local or s3://) and the Optuna study in the ``journal`` file; returns every trial's outcome,
+    in Optuna's trial order."""
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
     arrow_fs, storage_path = arrow_filesystem(storage)
     params = exp.params()
     searched = {n: _domain(p) for n, p in params.items() if not p.fixed}
     fixed = {n: p.values[0] for n, p in params.items() if p.fixed}
-    storage_backend = None
-    if journal is not None:
-        from optuna.storages import JournalStorage
-        from optuna.storages.journal import JournalFileBackend
-
-        storage_backend = JournalStorage(JournalFileBackend(str(journal)))
-    searcher = OptunaSearch(
-        metric=list(OBJECTIVES), mode=list(DIRECTIONS), sampler=make_sampler(exp),
-        study_name=exp.name, storage=storage_backend,
-    )
     if exp.train.in_trial:  # the trial process is the worker
         resources = {"cpu": exp.train.cpus_per_worker, "gpu": exp.train.gpus_per_worker if use_gpu else 0}
     else:  # the trial process only waits for its TorchTrainer
@@ -165,35 +178,50 @@ def run_trials(exp: Experiment, *, storage: str, extractor_path: Path, use_gpu: 
         ),
         resources,
     )
-    tuner = tune.Tuner(
-        trainable,
-        param_space=searched,
-        tune_config=tune.TuneConfig(
-            search_alg=searcher,
-            num_samples=exp.search.num_samples,
-            max_concurrent_trials=exp.search.max_concurrent_trials,
-        ),
-        run_config=tune.RunConfig(
-            name="tune", storage_path=storage_path, storage_filesystem=arrow_fs, verbose=1,
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-        ),
-    )
+    experiment_path = join(storage, "tune")
+    if resume and tune.Tuner.can_restore(experiment_path, storage_filesystem=arrow_fs):
+        # finished trials keep their results; unfinished and crashed ones continue from their
+        # last checkpoint; the searcher (and its Optuna study) is restored with the experiment
+        tuner = tune.Tuner.restore(experiment_path, trainable, resume_unfinished=True, resume_errored=True,
+                                   storage_filesystem=arrow_fs)
+    else:
+        searcher = OptunaSearch(
+            metric=list(OBJECTIVES), mode=list(DIRECTIONS), sampler=make_sampler(exp),
+            study_name=exp.name, storage=JournalStorage(JournalFileBackend(str(journal))),
+        )
+        # in-trial workers are restarted by Tune; worker groups by Ray Train (never both)
+        retries = exp.train.max_failures if exp.train.in_trial else 0
+        tuner = tune.Tuner(
+            trainable,
+            param_space=searched,
+            tune_config=tune.TuneConfig(
+                search_alg=searcher,
+                num_samples=exp.search.num_samples,
+                max_concurrent_trials=max_concurrent(exp, cluster, use_gpu),
+            ),
+            run_config=tune.RunConfig(
+                name="tune", storage_path=storage_path, storage_filesystem=arrow_fs, verbose=1,
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+                failure_config=tune.FailureConfig(max_failures=retries),
+            ),
+        )
     results = tuner.fit()
     outcomes = []
     for result in results:
         trial_id = result.metrics.get("trial_id") or Path(result.path).name
-        ot_trial = searcher._ot_trials.get(trial_id)  # Tune trial id -> Optuna trial
         metrics = {k: v for k, v in result.metrics.items() if not isinstance(v, dict)}
-        ok = result.error is None and all(
+        ok = result.error is None and not metrics.get("diverged") and all(
             isinstance(metrics.get(o), float) and math.isfinite(metrics[o]) for o in OBJECTIVES
         )
         error = None
         if result.error is not None:
             error = failure_reason(result.error)
+        elif metrics.get("diverged"):
+            error = f"diverged: {metrics['diverged']}"
         elif not ok:
             error = "objectives were not finite: " + ", ".join(f"{o}={metrics.get(o)}" for o in OBJECTIVES)
         outcomes.append(TrialOutcome(
-            number=ot_trial.number if ot_trial is not None else len(outcomes),
+            number=_number(result, len(outcomes)),
             trial_id=trial_id,
             params={**fixed, **(result.config or {})},
             status="ok" if ok else "failed",

@@ -11,10 +11,9 @@ from disentune.train.loop import TrialSpec, train_loop_per_worker
 
 
 def make_trainer(spec: TrialSpec, *, storage_path: str, name: str, use_gpu: bool,
-                 storage_filesystem: Any = None, callbacks: Sequence = (),
-                 max_failures: int = 0) -> TorchTrainer:
+                 storage_filesystem: Any = None, callbacks: Sequence = ()) -> TorchTrainer:
     """``train.workers`` workers, each with ``cpus_per_worker`` CPUs (and ``gpus_per_worker``
-    GPUs when ``use_gpu``); checkpoints kept: the last two."""
+    GPUs when ``use_gpu``); checkpoints kept: the last two; ``train.max_failures`` restarts."""
     t = spec.experiment.train
     resources = {"CPU": t.cpus_per_worker}
     if use_gpu:
@@ -31,6 +30,7 @@ def make_trainer(spec: TrialSpec, *, storage_path: str, name: str, use_gpu: bool
             storage_filesystem=storage_filesystem,
             callbacks=list(callbacks),
             checkpoint_config=CheckpointConfig(num_to_keep=2),
-            failure_config=FailureConfig(max_failures=max_failures),
+            # a failed worker group restarts from the trial's last checkpoint
+            failure_config=FailureConfig(max_failures=t.max_failures),
         ),
     )

@@ -5,14 +5,24 @@ of ``batch_size`` images is split evenly over the ranks, so W workers see exactl
 worker would, and DDP averages their gradients. Images stay on the worker's device as uint8 and
 are converted per batch. After every epoch rank 0 writes a checkpoint and every rank reports; at
 the last epoch (and every ``eval_every`` epochs) rank 0 also computes the search objectives.
-A non-finite loss stops the trial with :class:`TrainingDiverged`, naming the epoch and batch.
+
+A non-finite loss ends the trial at the end of that epoch (every rank agrees, so collectives stay
+in step) with a last report whose ``diverged`` names the epoch and batch; the trial then counts
+as failed, with that reason, and is not retried (divergence is deterministic).
+
+The crash drill (``train.drill: worker_exit``, for testing fault handling) makes the last
+rank's process exit halfway through the epoch after ``drill_epoch``, once per trial (a marker
+file in the cache remembers it), so the restarted run resumes from the latest registered
+checkpoint and completes.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import math
+import os
 import tempfile
 import time
 from collections import defaultdict
@@ -24,6 +34,7 @@ import numpy as np
 import torch
 
 from disentune.config import Experiment
+from disentune.data.cache import cache_dir
 from disentune.data.ground_truth import training_indices
 from disentune.metrics.factor_net import load_extractor
 from disentune.metrics.objectives import search_objectives
@@ -31,10 +42,6 @@ from disentune.models.base import Hyper
 from disentune.registry import DATASETS, MODELS
 from disentune.train.checkpoint import load_state, save_checkpoint
 from disentune.train.session import RayTrainSession, Session
-
-
-class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -49,6 +56,18 @@ class TrialSpec:
 
 def _epoch_seed(seed: int, epoch: int) -> int:
     return (seed * 1_000_003 + epoch) % 2**63
+
+
+def _first_drill(spec: TrialSpec) -> bool:
+    """True the first time a trial (by experiment and parameters) reaches its crash drill."""
+    key = hashlib.sha256(repr((spec.experiment.name, sorted(spec.params.items()))).encode()).hexdigest()[:16]
+    marker = cache_dir() / "drills" / key
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        marker.touch(exist_ok=False)
+    except FileExistsError:
+        return False
+    return True
 
 
 def _autocast(device: torch.device, amp: bool) -> contextlib.AbstractContextManager:
@@ -103,6 +122,7 @@ def run_training(spec: TrialSpec, session: Session) -> None:
         "hyper": dataclasses.asdict(hyper), "params": dict(p), "dataset": exp.data.dataset,
     }
     epochs, every = exp.train.epochs, exp.evaluation.eval_every
+    drill_exit = exp.train.drill == "worker_exit" and rank == world - 1
     for epoch in range(start_epoch, epochs):
         began = time.perf_counter()
         model.train()
@@ -110,16 +130,30 @@ def run_training(spec: TrialSpec, session: Session) -> None:
         order = torch.randperm(len(index), generator=shuffle).to(device)
         noise.manual_seed(_epoch_seed(p["seed"] + 1 + rank, epoch))
         sums: dict[str, float] = defaultdict(float)
+        diverged = None
         for b in range(batches):
             lo = b * batch + rank * per_rank
             with precision:
                 terms = step(images[order[lo : lo + per_rank]].float(), noise)
             if not math.isfinite(terms["total"]):
-                raise TrainingDiverged(f"loss became {terms['total']} at epoch {epoch + 1}, batch {b + 1}")
+                diverged = diverged or f"loss became {terms['total']} at epoch {epoch + 1}, batch {b + 1}"
+                if world == 1:
+                    break
+                continue  # keep in step with the other ranks' collectives until the epoch ends
             for name, value in terms.items():
                 sums[name] += value
+            if drill_exit and epoch == exp.train.drill_epoch and b == batches // 2 and _first_drill(spec):
+                os._exit(1)  # the crash drill: this worker process dies once, mid-epoch
         train_seconds += time.perf_counter() - began
         images_seen += batches * batch
+        if session.mean_over_workers({"diverged": float(diverged is not None)})["diverged"] > 0:
+            session.report({
+                "epoch": epoch + 1, "images_seen": images_seen, "fid": math.nan, "mig": math.nan,
+                "diverged": diverged or "another worker's loss became non-finite",
+                "train_seconds": train_seconds, "eval_seconds": eval_seconds,
+                "startup_seconds": loop_started - spec.started_at,
+            }, None)
+            return
 
         means = session.mean_over_workers({k: v / batches for k, v in sums.items()})
         metrics: dict[str, Any] = {f"loss_{k}": v for k, v in means.items()}

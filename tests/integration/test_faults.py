@@ -1,0 +1,101 @@
+"""Sweeps that survive faults: a worker that dies mid-trial, a driver killed and resumed, a trial
+whose loss becomes NaN. Real Ray processes on this machine only."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from disentune.config import experiment_from_dict
+from disentune.sweep import run_sweep
+
+pytestmark = pytest.mark.integration
+
+
+def tiny(name, *, samples=2, epochs=2, launcher="auto", drill="none", seed=3, concurrent=2) -> dict:
+    return {
+        "name": name, "seed": seed,
+        "data": {"resolution": 32, "train_size": 192},
+        "train": {"epochs": epochs, "launcher": launcher, "drill": drill, "drill_epoch": 1},
+        "evaluation": {"fid_samples": 64, "mig_samples": 300},
+        "search": {"num_samples": samples, "max_concurrent_trials": concurrent},
+        "space": {"lambda_tc": {"uniform": [0.0, 4.0]}, "batch_size": 32, "latent_dim": 3},
+    }
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    import ray
+
+    ray.init("local", num_cpus=2, include_dashboard=False)
+    yield
+    ray.shutdown()
+
+
+@pytest.mark.parametrize("launcher", ["in_trial", "ray_train"])
+def test_a_worker_that_exits_mid_trial_resumes_from_its_checkpoint(ray_local, tmp_path, launcher, dsprites32):
+    result = run_sweep(experiment_from_dict(tiny("drill", samples=1, epochs=3, launcher=launcher,
+                                                 drill="worker_exit")), out=tmp_path / "run")
+    trials = pq.read_table(result.run_dir / "trials.parquet").to_pandas()
+    assert len(trials) == 1 and trials["status"].iloc[0] == "ok", trials[["status", "error"]]
+    assert trials["epochs"].iloc[0] == 3 and trials["images_seen"].iloc[0] == 3 * 192
+    curves = pq.read_table(result.run_dir / "curves.parquet").to_pandas()
+    assert curves["epoch"].max() == 3
+
+
+def test_a_diverging_trial_is_recorded_as_failed_and_the_others_complete(ray_local, tmp_path, dsprites32):
+    space = tiny("nan", samples=4)
+    space["search"]["sampler"] = "grid"
+    space["space"].update(lambda_tc=1.0, lr={"choice": [1.0e-3, 1.0]}, seed={"choice": [3, 4]})
+    result = run_sweep(experiment_from_dict(space), out=tmp_path / "run")  # Adam at lr 1 diverges
+    trials = pq.read_table(result.run_dir / "trials.parquet").to_pandas()
+    assert len(trials) == 4
+    diverged = trials[trials["lr"] == 1.0]
+    assert (diverged["status"] == "failed").all()
+    assert diverged["error"].str.fullmatch(r"diverged: loss became nan at epoch 1, batch \d+").all()
+    assert (trials.loc[trials["lr"] < 1.0, "status"] == "ok").all()
+    page = (result.run_dir / "index.html").read_text()
+    assert "diverged: loss became nan" in page and "4 (2 failed)" in page
+
+
+def test_a_killed_driver_resumes_without_rerunning_or_duplicating_trials(tmp_path, dsprites32):
+    import yaml
+
+    space = tmp_path / "space.yaml"
+    config = tiny("resume", samples=5, epochs=4, concurrent=1)
+    config["data"]["train_size"] = 1024
+    space.write_text(yaml.safe_dump(config))
+    out = tmp_path / "run"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    driver = subprocess.Popen([sys.executable, "-m", "disentune", "sweep", str(space), "--out", str(out)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True)
+    deadline = time.time() + 300
+    try:
+        while time.time() < deadline:  # wait until one trial has its last (4th) checkpoint
+            done = list((out / "tune" / "tune").glob("_trial_*/checkpoint_000003"))
+            if done:
+                break
+            time.sleep(0.2)
+        assert done, "no trial finished before the deadline"
+    finally:
+        os.killpg(driver.pid, signal.SIGKILL)  # the driver and the Ray instance it started
+        driver.wait(timeout=60)
+    assert not (out / "trials.parquet").exists()
+    refused = subprocess.run([sys.executable, "-m", "disentune", "sweep", str(space), "--out", str(out)],
+                             capture_output=True, text=True, timeout=120, env=env)
+    assert refused.returncode == 2 and "--resume" in refused.stderr
+    resumed = subprocess.run([sys.executable, "-m", "disentune", "sweep", str(space), "--out", str(out), "--resume"],
+                             capture_output=True, text=True, timeout=600, env=env)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    trials = pq.read_table(out / "trials.parquet").to_pandas()
+    assert len(trials) == 5 and trials["trial_id"].is_unique and trials["trial_number"].is_unique
+    assert (trials["status"] == "ok").all(), trials[["status", "error"]]
+    assert sorted(trials["trial_number"]) == [0, 1, 2, 3, 4]
+    assert (trials["images_seen"] == 4 * 1024).all()
