@@ -11,11 +11,9 @@ pixels. Table 2: the same model and batch (beta_tcvae, 32 px) trained for the sa
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -26,6 +24,7 @@ from disentune.metrics.factor_net import ensure_factor_net
 from disentune.models.base import Hyper
 from disentune.registry import MODELS
 from disentune.train.loop import TrialSpec, run_training
+from disentune.train.session import LocalSession
 
 BATCH = 64
 
@@ -43,26 +42,6 @@ def step_rate(variant: str, resolution: int, steps: int) -> float:
     for _ in range(steps):
         step(x)
     return steps * BATCH / (time.perf_counter() - began)
-
-
-class _Session:
-    rank, world_size, device = 0, 1, torch.device("cpu")
-
-    def __init__(self) -> None:
-        self.last: dict = {}
-
-    def prepare(self, model):
-        return model
-
-    def mean_over_workers(self, values):
-        return values
-
-    @contextlib.contextmanager
-    def resume_dir(self):
-        yield None
-
-    def report(self, metrics, checkpoint_dir):
-        self.last = metrics
 
 
 def loop_overhead(images: int, use_ray: bool) -> list[tuple[str, float]]:
@@ -89,9 +68,10 @@ def loop_overhead(images: int, use_ray: bool) -> list[tuple[str, float]]:
     bare = (images // BATCH) * BATCH / (time.perf_counter() - began)
     rows = [("bare PyTorch loop", bare)]
 
-    session = _Session()
+    session = LocalSession()
     run_training(spec, session)
-    rows.append(("platform loop, in process", session.last["images_seen"] / session.last["train_seconds"]))
+    last = session.reports[-1][0]
+    rows.append(("platform loop, in process", last["images_seen"] / last["train_seconds"]))
     if use_ray:
         import ray
 

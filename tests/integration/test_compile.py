@@ -10,19 +10,20 @@ import pytest
 
 from disentune.train.checkpoint import load_model
 from disentune.train.loop import run_training
+from disentune.train.session import LocalSession
 
-from ..unit.train.test_checkpoint_and_loop import InProcessSession, spec  # noqa: F401 (fixture)
+from ..unit.train.test_checkpoint_and_loop import spec  # noqa: F401 (the fixture)
 
 pytestmark = pytest.mark.integration
 
 
-def test_compiled_training_matches_eager(spec, tmp_path):
+def test_compiled_training_matches_eager(spec, tmp_path):  # noqa: F811 (the fixture)
     exp = spec.experiment
     one_epoch = dataclasses.replace(exp.train, epochs=1)
     results = {}
     for compiled in (False, True):
         train = dataclasses.replace(one_epoch, compile=compiled)
-        session = InProcessSession(tmp_path / str(compiled))
+        session = LocalSession(tmp_path / str(compiled))
         run_training(dataclasses.replace(spec, experiment=dataclasses.replace(exp, train=train)), session)
         results[compiled] = session.reports[-1]
     eager, compiled = results[False][0], results[True][0]

@@ -8,6 +8,7 @@ behind :class:`Session` keeps the loop plain PyTorch.
 from __future__ import annotations
 
 import contextlib
+import shutil
 from pathlib import Path
 from typing import Iterator, Protocol
 
@@ -41,6 +42,34 @@ def checkpoint_dir(checkpoint) -> Iterator[Path | None]:
     else:
         with checkpoint.as_directory() as directory:
             yield Path(directory)
+
+
+class LocalSession:
+    """:class:`Session` in this process without Ray: one worker; each checkpoint is copied to
+    ``root/epoch<k>`` (when ``root`` is given) and every report is kept in ``reports``.
+    For debugging a trial, benchmarks and tests of the loop."""
+
+    def __init__(self, root: Path | None = None, resume: Path | None = None, device: str = "cpu") -> None:
+        self.rank, self.world_size, self.device = 0, 1, torch.device(device)
+        self.root, self.resume = root, resume
+        self.reports: list[tuple[dict, Path | None]] = []
+
+    def prepare(self, model: nn.Module) -> nn.Module:
+        return model.to(self.device)
+
+    @contextlib.contextmanager
+    def resume_dir(self) -> Iterator[Path | None]:
+        yield self.resume
+
+    def report(self, metrics: dict, checkpoint_dir: Path | None) -> None:
+        target = None
+        if self.root is not None and checkpoint_dir is not None:
+            target = self.root / f"epoch{metrics['epoch']}"
+            shutil.copytree(checkpoint_dir, target)
+        self.reports.append((metrics, target))
+
+    def mean_over_workers(self, values: dict[str, float]) -> dict[str, float]:
+        return values
 
 
 class RayTrainSession:

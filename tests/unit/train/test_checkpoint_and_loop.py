@@ -1,6 +1,3 @@
-import contextlib
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
@@ -10,30 +7,7 @@ from disentune.errors import UserError
 from disentune.metrics.factor_net import ensure_factor_net
 from disentune.train.checkpoint import load_model, load_state
 from disentune.train.loop import TrialSpec, run_training
-
-
-class InProcessSession:
-    """The loop's runner interface in this process: rank 0 of 1, checkpoints kept in a folder."""
-
-    def __init__(self, root: Path, resume: Path | None = None) -> None:
-        self.rank, self.world_size, self.device = 0, 1, torch.device("cpu")
-        self.root, self.resume, self.reports = root, resume, []
-
-    def prepare(self, model):
-        return model
-
-    def mean_over_workers(self, values):
-        return values
-
-    @contextlib.contextmanager
-    def resume_dir(self):
-        yield self.resume
-
-    def report(self, metrics, checkpoint_dir):
-        target = self.root / f"epoch{metrics['epoch']}"
-        target.mkdir(parents=True)
-        (target / "state.pt").write_bytes((checkpoint_dir / "state.pt").read_bytes())
-        self.reports.append((metrics, target))
+from disentune.train.session import LocalSession
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +25,7 @@ def spec(dsprites32):
 
 
 def test_loop_reports_every_epoch_and_objectives_at_the_end(spec, tmp_path):
-    session = InProcessSession(tmp_path)
+    session = LocalSession(tmp_path)
     run_training(spec, session)
     metrics = [m for m, _ in session.reports]
     assert [m["epoch"] for m in metrics] == [1, 2]
@@ -64,10 +38,10 @@ def test_loop_reports_every_epoch_and_objectives_at_the_end(spec, tmp_path):
 
 
 def test_resume_from_a_checkpoint_gives_the_same_model(spec, tmp_path):
-    straight = InProcessSession(tmp_path / "straight")
+    straight = LocalSession(tmp_path / "straight")
     run_training(spec, straight)
     first_epoch = straight.reports[0][1]
-    resumed = InProcessSession(tmp_path / "resumed", resume=first_epoch)
+    resumed = LocalSession(tmp_path / "resumed", resume=first_epoch)
     run_training(spec, resumed)
     assert [m["epoch"] for m, _ in resumed.reports] == [2]
     a = load_state(straight.reports[-1][1])["model"]
@@ -91,7 +65,7 @@ def test_bf16_autocast_trains_to_finite_objectives(spec, tmp_path):
 
     exp = spec.experiment
     amp = dataclasses.replace(exp, train=dataclasses.replace(exp.train, amp=True, epochs=1))
-    session = InProcessSession(tmp_path)
+    session = LocalSession(tmp_path)
     run_training(dataclasses.replace(spec, experiment=amp), session)
     metrics = session.reports[-1][0]
     assert np.isfinite(metrics["loss_total"]) and np.isfinite(metrics["fid"])
