@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -12,14 +11,10 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from .loopback import free_port, wait_for_port
+
 pytestmark = pytest.mark.integration
 RAY = str(Path(sys.executable).with_name("ray"))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -35,13 +30,7 @@ def head(tmp_path_factory):
                     "--include-dashboard=true", "--disable-usage-stats", f"--temp-dir={temp}"],
                    check=True, env=env, capture_output=True, timeout=180)
     address = f"http://127.0.0.1:{dashboard}"
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", dashboard), timeout=1).close()
-            break
-        except OSError:
-            time.sleep(0.5)
+    assert wait_for_port(dashboard, 60), "the Ray dashboard (job API) did not start"
     saved = os.environ.get("RAY_AUTH_MODE")
     os.environ["RAY_AUTH_MODE"] = "token"
     yield address, env

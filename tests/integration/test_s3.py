@@ -4,7 +4,6 @@ pyarrow and Ray Tune exactly as they would reach AWS."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -12,16 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from .loopback import free_port, wait_for_port
+
 pytestmark = pytest.mark.integration
 
 FAKE_KEYS = {"AWS_ACCESS_KEY_ID": "AKIAFAKEKEYFORTESTS01", "AWS_SECRET_ACCESS_KEY": "fake/secret/for+tests/only",
              "AWS_DEFAULT_REGION": "us-east-1"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -31,14 +26,7 @@ def s3_server():
     proc = subprocess.Popen([str(moto), "-H", "127.0.0.1", "-p", str(port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     endpoint = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            break
-        except OSError:
-            time.sleep(0.2)
-    else:
+    if not wait_for_port(port, 30):
         proc.kill()
         raise RuntimeError("moto_server did not start")
     saved = {k: os.environ.get(k) for k in [*FAKE_KEYS, "AWS_ENDPOINT_URL"]}
