@@ -1,4 +1,4 @@
-"""A run's files at a URI: a local path or ``s3://bucket/prefix`` (s3fs for Python, pyarrow for Ray).
+"""A run's files at a URI: a local path or ``s3://bucket/prefix``, through s3fs (also for Ray).
 
 Credentials come from the usual AWS environment, profile or instance role; an S3-compatible store
 is reached through ``AWS_ENDPOINT_URL_S3`` or ``AWS_ENDPOINT_URL`` (``--endpoint-url`` sets it).
@@ -67,18 +67,20 @@ def filesystem(uri: str) -> tuple[fsspec.AbstractFileSystem, str]:
 
 
 def arrow_filesystem(uri: str) -> tuple[pa.fs.FileSystem | None, str]:
-    """For Ray's ``storage_filesystem``: ``(None, absolute path)`` locally, else a pyarrow fs."""
+    """For Ray's ``storage_filesystem``: ``(None, absolute path)`` locally, else a pyarrow fs.
+
+    The pyarrow filesystem wraps the same s3fs client as :func:`filesystem` (``PyFileSystem`` over
+    ``FSSpecHandler``) rather than pyarrow's native ``S3FileSystem``: the native one starts the AWS
+    C++ SDK, whose shutdown at interpreter exit crashes the process now and then (a segmentation
+    fault after a successful run; apache/arrow#38352), and one S3 client means one configuration.
+    """
     uri = normalize(uri)
     if not uri.startswith("s3://"):
         return None, uri
-    from pyarrow import fs as pafs
+    from pyarrow.fs import FSSpecHandler, PyFileSystem
 
-    endpoint = endpoint_url()
-    kwargs: dict = {"region": os.environ.get("AWS_DEFAULT_REGION", os.environ.get("AWS_REGION", "us-east-1"))}
-    if endpoint:
-        scheme, _, host = endpoint.partition("://")
-        kwargs.update(endpoint_override=host or endpoint, scheme=scheme if host else "https")
-    return pafs.S3FileSystem(**kwargs), uri.removeprefix("s3://")
+    fs, path = filesystem(uri)
+    return PyFileSystem(FSSpecHandler(fs)), path
 
 
 def storage_error(uri: str, err: BaseException) -> UserError:
