@@ -28,6 +28,9 @@ _BUILTIN_MODULES = (
     "disentune.models.info_stylegan",
     "disentune.metrics.mig",
     "disentune.metrics.fid",
+    "disentune.metrics.kid",
+    "disentune.metrics.precision_recall",
+    "disentune.metrics.attribute_control",
 )
 _loaded = False
 

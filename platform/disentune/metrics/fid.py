@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from disentune.registry import METRICS
+from disentune.metrics.base import metric
 
 
 def _psd_sqrt(s: np.ndarray) -> np.ndarray:
@@ -36,13 +36,16 @@ def gaussian_stats(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return features.mean(axis=0), np.cov(features, rowvar=False)
 
 
-@METRICS.register("fid")
+@metric(
+    "fid", kind="quality", values=("fid",), defaults={"num_points": 5000}, points=lambda p: p["num_points"]
+)
 def compute_fid(
     real_features: np.ndarray,
     generated_features: np.ndarray,
     *,
     rng: np.random.Generator | None = None,
     extractor: str = "unnamed",
+    num_points: int | None = None,
 ) -> dict:
     """FID between two feature sets ``(n, f)`` and ``(m, f)``; records the extractor name."""
     value = frechet_distance(*gaussian_stats(real_features), *gaussian_stats(generated_features))

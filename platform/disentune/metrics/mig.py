@@ -17,7 +17,7 @@ from disentune.metrics.information import (
     discrete_mutual_info,
     histogram_discretize,
 )
-from disentune.registry import METRICS
+from disentune.metrics.base import metric
 
 
 def mig_core(representation: np.ndarray, factors: np.ndarray, num_bins: int = 20) -> np.ndarray:
@@ -32,18 +32,28 @@ def mig_core(representation: np.ndarray, factors: np.ndarray, num_bins: int = 20
     return np.where(entropy > 0, gaps, 0.0)
 
 
-@METRICS.register("mig")
+@metric(
+    "mig",
+    kind="representation",
+    values=("mig",),
+    defaults={"num_points": 10_000, "num_bins": 20},
+    points=lambda p: p["num_points"],
+)
 def compute_mig(
     representation: np.ndarray,
     factors: np.ndarray,
     *,
     rng: np.random.Generator | None = None,
     num_bins: int = 20,
+    num_points: int | None = None,
 ) -> dict:
     """MIG of ``representation (n, d)`` against ground-truth factor classes ``factors (n, K)``.
 
-    Deterministic given its inputs (``rng`` is accepted for the common metric signature).
+    Deterministic given its inputs (``rng`` is accepted for the common metric signature). Uses the
+    first ``num_points`` rows (all when None).
     """
+    if num_points is not None:
+        representation, factors = representation[:num_points], factors[:num_points]
     gaps = mig_core(np.asarray(representation), np.asarray(factors), num_bins)
     return {
         "mig": float(gaps.mean()),

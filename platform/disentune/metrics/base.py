@@ -1,0 +1,63 @@
+"""What a registered metric declares: its inputs (``kind``), its sample size and its value keys.
+
+Every metric module keeps a pure array-level core and a thin ``compute_x`` wrapper that returns a
+flat dict. :func:`metric` registers the wrapper with the facts the evaluator needs to feed it,
+without a list of names anywhere else:
+
+- ``kind="representation"``: ``compute(representation (n, d), factors (n, K) int classes, *, rng,
+  **params)``; the evaluator draws ``points(params)`` images with uniformly sampled factors.
+- ``kind="intervention"``: ``compute(represent, factor_sizes (K,), *, rng, **params)`` where
+  ``represent(classes (n, K)) -> (n, d)`` encodes the images at those factor classes (the BetaVAE
+  and FactorVAE scores fix one factor per batch, so they sample the data themselves).
+- ``kind="quality"``: ``compute(real_features (n, f), generated_features (m, f), *, rng,
+  **params)``; ``points(params)`` real and as many generated images go through the extractor.
+- ``kind="control"``: ``compute(decode, code_ranges (c, 2), predict_factors, *, rng, **params)``
+  where ``decode(codes (n, c)) -> images`` renders codes and ``predict_factors(images) -> (n, K)``
+  reads each image's factor values with the dataset-factor network.
+
+The dict a wrapper returns holds the scalar results named in ``values`` (one row each in
+``evaluations.parquet``) and everything else that describes them (sample sizes, bins, seeds,
+per-factor details), which is stored as the row's ``params``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Literal, Mapping
+
+from disentune.registry import METRICS
+
+Kind = Literal["representation", "intervention", "quality", "control"]
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    kind: Kind
+    compute: Callable[..., dict]
+    values: tuple[str, ...]
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    points: Callable[[Mapping[str, Any]], int] | None = None
+
+    def sample_size(self, params: Mapping[str, Any] | None = None) -> int:
+        """Images the evaluator draws for this metric (0 for metrics that sample themselves)."""
+        if self.points is None:
+            return 0
+        return int(self.points({**self.defaults, **(params or {})}))
+
+
+def metric(
+    name: str,
+    *,
+    kind: Kind,
+    values: tuple[str, ...],
+    defaults: Mapping[str, Any] | None = None,
+    points: Callable[[Mapping[str, Any]], int] | None = None,
+) -> Callable[[Callable[..., dict]], Callable[..., dict]]:
+    """Register ``compute`` under ``name``; returns it unchanged so it stays a plain function."""
+
+    def add(compute: Callable[..., dict]) -> Callable[..., dict]:
+        METRICS.register(name)(Metric(name, kind, compute, values, dict(defaults or {}), points))
+        return compute
+
+    return add
