@@ -22,7 +22,7 @@ browser:
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q "$(TORCH_SPEC)"
+	$(PY) -m pip install -q $(foreach spec,$(TORCH_SPEC),"$(spec)")
 	$(PY) -m pip install -q -e '.[test]'
 	@touch $@
 
@@ -30,8 +30,9 @@ demo: env
 	$(VENV)/bin/disentune sweep $(SPACE) --force
 
 # pytest's exit status 5 (no test collected) is a failure here, never a pass.
+# A crash in native code prints the Python stacks of every thread (faulthandler) before the exit status.
 test: env browser
-	@$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
+	@PYTHONFAULTHANDLER=1 $(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
 bench: env

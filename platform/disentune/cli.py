@@ -53,6 +53,22 @@ def _parser() -> argparse.ArgumentParser:
                        help="continue the interrupted sweep in --out: finished trials are kept, "
                             "unfinished ones continue from their last checkpoint")
 
+    evaluate = sub.add_parser("evaluate", help="run the metric suite on every trial of a finished run")
+    evaluate.add_argument("run", help="run folder or s3://bucket/prefix")
+    evaluate.add_argument("--metrics", type=lambda t: [m.strip() for m in t.split(",") if m.strip()],
+                          help="comma-separated metric names (default: the run's evaluation.suite)")
+    evaluate.add_argument("--address", default="local",
+                          help="Ray address: 'local' (default) starts a private instance; 'auto' joins a cluster")
+
+    anomaly = sub.add_parser("anomaly", help="score every trial of a finished run with the anomaly detectors")
+    anomaly.add_argument("run", help="run folder or s3://bucket/prefix")
+    anomaly.add_argument("--detectors", type=lambda t: [m.strip() for m in t.split(",") if m.strip()],
+                         help="comma-separated detectors (default: the run's anomaly.detectors)")
+    anomaly.add_argument("--benchmarks", type=lambda t: [m.strip() for m in t.split(",") if m.strip()],
+                         help="comma-separated benchmarks (default: the run's anomaly.benchmarks, else all)")
+    anomaly.add_argument("--address", default="local",
+                         help="Ray address: 'local' (default) starts a private instance; 'auto' joins a cluster")
+
     submit = sub.add_parser("submit", help="run a sweep on a Ray cluster as a Ray job")
     submit.add_argument("space", type=Path, help="search space YAML inside --working-dir")
     submit.add_argument("--address", required=True, help="Ray job API, e.g. http://127.0.0.1:8265")
@@ -95,6 +111,46 @@ def _sweep(args: argparse.Namespace) -> int:
     result = run_sweep(exp, out=out, address=args.address, force=args.force, resume=args.resume)
     print(summarise(result))
     return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from disentune.evaluate import check_metrics, evaluate_run
+    from disentune.reports.storage import exists, join, normalize
+
+    metrics = check_metrics(args.metrics) if args.metrics else None
+    run = normalize(args.run)
+    if not exists(join(run, "trials.parquet")):
+        raise UserError(f"{run}: not a finished disentune run (no trials.parquet)")
+    result = evaluate_run(run, metrics=metrics, address=args.address)
+    print(result.summary())
+    if result.done:
+        from disentune.reports.build import build_report
+
+        print(f"report: {build_report(run).index}")
+    return 1 if result.failed else 0
+
+
+def _anomaly(args: argparse.Namespace) -> int:
+    from disentune.anomaly.benchmarks import check_benchmark
+    from disentune.anomaly.runner import detect_run
+    from disentune.config import DETECTOR_NAMES
+    from disentune.reports.storage import exists, join, normalize
+
+    for name in args.detectors or ():
+        if name not in DETECTOR_NAMES:
+            raise UserError(f"--detectors: unknown detector {name!r}; choose from {', '.join(DETECTOR_NAMES)}")
+    for name in args.benchmarks or ():
+        check_benchmark(name)
+    run = normalize(args.run)
+    if not exists(join(run, "trials.parquet")):
+        raise UserError(f"{run}: not a finished disentune run (no trials.parquet)")
+    result = detect_run(run, detectors=args.detectors, benchmarks=args.benchmarks, address=args.address)
+    print(result.summary())
+    if result.done:
+        from disentune.reports.build import build_report
+
+        print(f"report: {build_report(run).index}")
+    return 1 if result.failed else 0
 
 
 def _submit(args: argparse.Namespace) -> int:
@@ -170,7 +226,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.endpoint_url:
         os.environ["AWS_ENDPOINT_URL"] = args.endpoint_url  # read by s3fs, pyarrow and Ray workers
-    handlers = {"sweep": _sweep, "submit": _submit, "jobs": _jobs, "data": _data, "report": _report}
+    handlers = {"sweep": _sweep, "evaluate": _evaluate, "anomaly": _anomaly, "submit": _submit, "jobs": _jobs, "data": _data, "report": _report}
     try:
         return handlers[args.command](args)
     except UserError as err:

@@ -82,7 +82,9 @@ def _registered(kind: str) -> Check:
     return check
 
 
-def _checked(default: Any, check: Check) -> Any:
+def _checked(default: Any, check: Check, *, factory: Callable[[], Any] | None = None) -> Any:
+    if factory is not None:
+        return field(default_factory=factory, metadata={"check": check})
     return field(default=default, metadata={"check": check})
 
 
@@ -127,14 +129,142 @@ class TrainConfig:
         return self.launcher == "in_trial" or (self.launcher == "auto" and self.workers == 1)
 
 
+def _metrics(value: Any, where: str) -> tuple[str, ...]:
+    from disentune.registry import METRICS
+
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise _fail(where, value, f"a non-empty list of metric names from {', '.join(METRICS.names())}")
+    for i, name in enumerate(value):
+        if name not in METRICS:
+            raise _fail(f"{where}[{i}]", name, f"one of {', '.join(METRICS.names())}")
+    if len(set(value)) != len(value):
+        raise _fail(where, value, "a list without repeated names")
+    return tuple(value)
+
+
+def _metric_params(value: Any, where: str) -> dict[str, dict[str, Any]]:
+    """``{metric: {param: value}}`` overriding a metric's defaults (sample sizes, bins, ...)."""
+    from disentune.registry import METRICS
+
+    if not isinstance(value, dict):
+        raise _fail(where, value, "a mapping of metric name to {parameter: value}")
+    out = {}
+    for name, params in value.items():
+        if name not in METRICS:
+            raise _fail(f"{where}.{name}", name, f"one of {', '.join(METRICS.names())}")
+        allowed = METRICS.get(name).defaults
+        if not isinstance(params, dict):
+            raise _fail(f"{where}.{name}", params, f"a mapping of {', '.join(allowed) or 'no parameters'}")
+        for key, v in params.items():
+            if key not in allowed:
+                raise ConfigError(f"{where}.{name}.{key}: unknown parameter; allowed: {', '.join(allowed)}")
+            default = allowed[key]
+            if isinstance(default, int) and not isinstance(default, bool):
+                _int(1)(v, f"{where}.{name}.{key}")
+            elif isinstance(default, float):
+                _float(0.0, 1e9)(v, f"{where}.{name}.{key}")
+        out[name] = dict(params)
+    return out
+
+
+def _weights_uri(value: Any, where: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise _fail(where, value, "a local path or s3:// URI of an Inception-v3 weights file")
+    return value
+
+
+# The full suite run by ``disentune evaluate`` (and after the sweep unless ``run_suite: never``).
+DEFAULT_SUITE = (
+    "mig", "dci", "sap", "modularity", "explicitness", "factor_vae_score", "beta_vae_score",
+    "fid", "kid", "precision_recall", "attribute_control",
+)
+
+
 @dataclass(frozen=True, kw_only=True)
 class EvaluationConfig:
-    """Sample sizes of the objectives computed at the end of every trial."""
+    """The two search objectives computed in every trial, and the full metric suite.
+
+    The objectives (fid, mig) are what Tune and Optuna see. The suite (``suite``, each metric's
+    reference defaults overridden by ``metric_params``) runs as parallel Ray tasks with
+    ``cpus_per_task`` / ``gpus_per_task`` each, ``after_sweep`` (the default) or ``never`` (run
+    ``disentune evaluate`` later).
+    FID, KID and precision/recall use Inception-v3 when ``inception_weights`` names a weights
+    file (nothing is downloaded), the dataset-factor network otherwise.
+    """
 
     fid_samples: int = _checked(5000, _int(10, 1_000_000))
     mig_samples: int = _checked(10_000, _int(100, 1_000_000))
     mig_bins: int = _checked(20, _int(2, 1000))
     eval_every: int = _checked(0, _int(0))  # epochs between objective evaluations; 0 = at the end
+    suite: tuple[str, ...] = _checked(DEFAULT_SUITE, _metrics)
+    run_suite: str = _checked("after_sweep", _one_of("after_sweep", "never"))
+    metric_params: Mapping[str, Mapping[str, Any]] = _checked(None, _metric_params, factory=dict)
+    inception_weights: str | None = _checked(None, _weights_uri)
+    cpus_per_task: float = _checked(1.0, _float(0.0, 1024.0, open_low=True))
+    use_gpu: Any = _checked("auto", _one_of("auto", True, False))  # auto: when the cluster has GPUs
+    gpus_per_task: float = _checked(0.25, _float(0.0, 8.0, open_low=True))
+
+
+DETECTOR_NAMES = ("mahalanobis", "knn", "subset_scan", "reconstruction", "neg_elbo", "discriminator")
+
+
+def _detectors(value: Any, where: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not value or any(v not in DETECTOR_NAMES for v in value):
+        raise _fail(where, value, f"a non-empty list from {', '.join(DETECTOR_NAMES)}")
+    return tuple(dict.fromkeys(value))
+
+
+def _benchmarks(value: Any, where: str) -> tuple[str, ...]:
+    from disentune.anomaly.benchmarks import check_benchmark
+    from disentune.errors import UserError
+
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise _fail(where, value, "a list of benchmark names (empty: every built-in benchmark)")
+    for i, name in enumerate(value):
+        try:
+            check_benchmark(name)
+        except UserError as err:
+            raise ConfigError(f"{where}[{i}]: {err}") from None
+    return tuple(value)
+
+
+def _spaces(value: Any, where: str) -> tuple[str, ...]:
+    ok = isinstance(value, list) and value and all(
+        isinstance(v, str) and (v in ("latent", "pixel", "activation") or v.startswith("activation:"))
+        for v in value)
+    if not ok:
+        raise _fail(where, value, "a non-empty list of latent, pixel, activation (the default layer) "
+                                  "or activation:<layer>")
+    return tuple(value)
+
+
+@dataclass(frozen=True, kw_only=True)
+class AnomalyConfig:
+    """Anomaly detection with each trained model's representations (``disentune anomaly``).
+
+    One Ray task per (trial, detector, benchmark). Feature detectors (mahalanobis, knn on
+    ``latent_spaces``; subset_scan on ``scan_spaces``) are fitted on ``num_fit`` normal images;
+    model scores (reconstruction, neg_elbo for VAEs, discriminator for GANs) need no fitting.
+    ``benchmarks`` empty means every built-in one that applies (see ``anomaly.benchmarks``).
+    """
+
+    run: str = _checked("never", _one_of("after_sweep", "never"))
+    detectors: tuple[str, ...] = _checked(DETECTOR_NAMES, _detectors)
+    benchmarks: tuple[str, ...] = _checked((), _benchmarks)
+    latent_spaces: tuple[str, ...] = _checked(("latent",), _spaces)
+    scan_spaces: tuple[str, ...] = _checked(("pixel", "activation"), _spaces)
+    num_fit: int = _checked(2000, _int(10, 1_000_000))
+    num_test: int = _checked(1000, _int(2, 1_000_000))
+    knn_k: int = _checked(5, _int(1, 10_000))
+    scan_statistic: str = _checked("berk_jones", _one_of("berk_jones", "higher_criticism", "kolmogorov_smirnov"))
+    alpha_max: float = _checked(0.5, _float(0.0, 0.999, open_low=True))
+    tails: int = _checked(1, _one_of(1, 2))
+    contamination: float | None = _checked(None, lambda v, w: None if v is None else _float(0.0, 0.5, open_low=True)(v, w))
+    cpus_per_task: float = _checked(1.0, _float(0.0, 1024.0, open_low=True))
+    use_gpu: Any = _checked("auto", _one_of("auto", True, False))
+    gpus_per_task: float = _checked(0.25, _float(0.0, 8.0, open_low=True))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -188,6 +318,7 @@ class Experiment:
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    anomaly: AnomalyConfig = field(default_factory=AnomalyConfig)
     search: SearchConfig = field(default_factory=SearchConfig)
     space: Mapping[str, ParamSpec] = field(default_factory=dict)
 
@@ -306,6 +437,7 @@ def experiment_from_dict(raw: Any) -> Experiment:
         "data": DataConfig,
         "train": TrainConfig,
         "evaluation": EvaluationConfig,
+        "anomaly": AnomalyConfig,
         "search": SearchConfig,
     }
     top = {k: v for k, v in raw.items() if k not in sections and k != "space"}
@@ -341,6 +473,16 @@ def experiment_from_dict(raw: Any) -> Experiment:
         for i, region in enumerate(exp.data.exclude):
             region.validate(data, f"data.exclude[{i}]")
     return exp
+
+
+def evaluation_from_dict(raw: Any) -> EvaluationConfig:
+    """An :class:`EvaluationConfig` from a mapping (a run's stored ``experiment.json``)."""
+    return EvaluationConfig(**_section(EvaluationConfig, raw, "evaluation"))
+
+
+def anomaly_from_dict(raw: Any) -> AnomalyConfig:
+    """An :class:`AnomalyConfig` from a mapping (a run's stored ``experiment.json``)."""
+    return AnomalyConfig(**_section(AnomalyConfig, raw, "anomaly"))
 
 
 def load_experiment(path: str | Path) -> Experiment:

@@ -21,8 +21,10 @@ from pathlib import Path
 from disentune import __version__
 from disentune.config import Experiment
 from disentune.data.cache import cache_dir
+from disentune.anomaly.runner import AnomalyResult, detect_run
 from disentune.errors import UserError
-from disentune.metrics.factor_net import ensure_factor_net
+from disentune.evaluate import EvaluationResult, evaluate_run
+from disentune.metrics.factor_net import EXTRACTOR_SEED, ensure_factor_net
 from disentune.registry import DATASETS
 from disentune.reports.build import ReportPaths, build_report, curves_table, trials_table
 from disentune.reports.storage import (
@@ -37,8 +39,6 @@ from disentune.reports.storage import (
     write_table,
 )
 from disentune.search.outcome import TrialOutcome
-
-EXTRACTOR_SEED = 0  # fixed, so FIDs of different runs share one extractor and stay comparable
 
 
 def code_version() -> str:
@@ -60,6 +60,8 @@ class SweepResult:
     outcomes: list[TrialOutcome]
     report: ReportPaths
     seconds: float
+    evaluation: EvaluationResult | None = None
+    anomaly: AnomalyResult | None = None
 
     @property
     def run_dir(self) -> Path:
@@ -68,7 +70,8 @@ class SweepResult:
 
 
 RUN_FILES = ("tune", "trials.parquet", "pareto.parquet", "curves.parquet", "experiment.json",
-             "optuna.journal", "index.html", "figures")
+             "optuna.journal", "index.html", "figures", "evaluations.parquet", "anomaly_metrics.parquet",
+             "anomaly_scores.parquet")
 
 
 def prepare_output(out: str, *, force: bool, resume: bool = False) -> None:
@@ -149,14 +152,16 @@ def run_sweep(exp: Experiment, *, out: str | Path, address: str = "local", force
         )
         if is_remote(out):
             write_bytes(join(out, "optuna.journal"), journal.read_bytes())
+        run_uri = out
+        write_table(curves_table(outcomes, exp.name), join(run_uri, "curves.parquet"))
+        write_table(trials_table(outcomes, run_id=exp.name, code_version=code_version(),
+                                 created_at=dt.datetime.now(dt.timezone.utc)), join(run_uri, "trials.parquet"))
+        evaluation = evaluate_run(run_uri) if exp.evaluation.run_suite == "after_sweep" else None
+        anomaly = detect_run(run_uri) if exp.anomaly.run == "after_sweep" else None
     finally:
         if started_ray:
             ray.shutdown()
 
-    run_uri = out
-    write_table(curves_table(outcomes, exp.name), join(run_uri, "curves.parquet"))
-    write_table(trials_table(outcomes, run_id=exp.name, code_version=code_version(),
-                             created_at=dt.datetime.now(dt.timezone.utc)), join(run_uri, "trials.parquet"))
     report = build_report(run_uri, title=f"disentune: {exp.name}", summary=[
         ("variants", ", ".join(map(str, exp.param("variant").values))),
         ("searched", ", ".join(exp.searched()) or "nothing"),
@@ -164,7 +169,7 @@ def run_sweep(exp: Experiment, *, out: str | Path, address: str = "local", force
         ("data", f"{exp.data.dataset} {exp.data.resolution}px, train_size={exp.data.train_size or 'all'}"),
         ("code version", code_version()),
     ])
-    return SweepResult(out, outcomes, report, time.perf_counter() - began)
+    return SweepResult(out, outcomes, report, time.perf_counter() - began, evaluation, anomaly)
 
 
 def with_overrides(exp: Experiment, *, samples: int | None, seed: int | None) -> Experiment:
@@ -193,6 +198,9 @@ def summarise(result: SweepResult) -> str:
         wall = statistics.median(o.metrics.get("time_total_s", float("nan")) for o in ok)
         lines.append(f"per trial (median): wall {wall:.1f} s = start-up {startup:.1f} s + "
                      f"training {train:.1f} s + objectives {evaluate:.1f} s + rest")
+    for stage in (result.evaluation, result.anomaly):
+        if stage is not None:
+            lines.append(stage.summary())
     front = ", ".join(f"#{n}" for n in result.report.front) or "none"
     agree = "" if result.report.optuna_front is None else (
         " (Optuna's best_trials agree)" if result.report.optuna_front == result.report.front

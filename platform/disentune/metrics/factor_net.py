@@ -28,6 +28,7 @@ from disentune.models.components import ConvEncoder
 
 VERSION = 1
 FEATURES = 128
+EXTRACTOR_SEED = 0  # fixed, so FIDs of different runs share one extractor and stay comparable
 
 
 class FactorNet(nn.Module):
@@ -109,7 +110,8 @@ def factor_net_path(dataset: str, resolution: int, seed: int, cache: Path | None
 
 
 def ensure_factor_net(
-    data: GroundTruthData, dataset: str, resolution: int, *, seed: int = 0, cache: Path | None = None
+    data: GroundTruthData, dataset: str, resolution: int, *, seed: int = EXTRACTOR_SEED,
+    cache: Path | None = None,
 ) -> Path:
     """Path of the cached extractor for this dataset, training and saving it (atomically) if absent."""
     path = factor_net_path(dataset, resolution, seed, cache)

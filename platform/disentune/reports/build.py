@@ -95,6 +95,24 @@ def pareto_table(trials: pa.Table, reference: Sequence[float] | None = None) -> 
     ], schema=schema.PARETO)
 
 
+def suite_rows(evaluations: pa.Table, trials: pa.Table) -> tuple[list[dict], list[str]]:
+    """The metric suite as one row per trial (``trial_number``, ``variant``, then each metric)."""
+    by_id = {r["trial_id"]: r for r in trials.to_pylist()}
+    rows: dict[str, dict] = {}
+    metrics: list[str] = []
+    for e in evaluations.to_pylist():
+        t = by_id.get(e["trial_id"])
+        if t is None:
+            continue
+        row = rows.setdefault(e["trial_id"], {"trial_id": e["trial_id"], "trial_number": t["trial_number"],
+                                              "variant": t["variant"], "status": t["status"]})
+        row[e["metric"]] = e["value"]
+        if e["metric"] not in metrics:
+            metrics.append(e["metric"])
+    ordered = sorted(rows.values(), key=lambda r: r["trial_number"])
+    return ordered, ["trial_number", "variant", *sorted(metrics)]
+
+
 @dataclass(frozen=True)
 class ReportPaths:
     run: str
@@ -104,6 +122,16 @@ class ReportPaths:
     figures: dict[str, str] = field(default_factory=dict)
     front: list[int] = field(default_factory=list)  # trial numbers on the front
     optuna_front: list[int] | None = None  # Optuna's best_trials, from the journal
+
+
+def latest_evaluations(evaluations: pa.Table) -> pa.Table:
+    """The newest row per (trial, metric) of an evaluations table."""
+    newest: dict[tuple, dict] = {}
+    for row in evaluations.to_pylist():
+        key = (row["trial_id"], row["metric"])
+        if key not in newest or row["created_at"] > newest[key]["created_at"]:
+            newest[key] = row
+    return pa.Table.from_pylist(list(newest.values()), schema=evaluations.schema)
 
 
 def _optional_table(uri: str) -> pa.Table | None:
@@ -182,6 +210,7 @@ def build_report(run_uri: str, *, title: str | None = None, summary: Sequence[tu
         trials=trials, front_ids={r["trial_id"] for r in pareto.to_pylist() if r["on_front"]},
         models=_front_sections(trials, pareto, traversals),
         config_text=json.dumps(config, indent=2) if config else "",
+        suite=suite_rows(latest_evaluations(read_dataset(join(run_uri, "evaluations.parquet"), schema.EVALUATIONS)), trials),
     )
     index = join(run_uri, "index.html")
     write_bytes(index, page.encode("utf-8"))

@@ -109,7 +109,7 @@ def table_html(rows: Sequence[dict], columns: Sequence[str], *, table_id: str,
 def render_index(
     *, title: str, summary: Sequence[tuple[str, str]], figures: Sequence[tuple[str, bytes]],
     trials: pa.Table, front_ids: set[str], models: Sequence[ModelSection] = (),
-    config_text: str = "",
+    config_text: str = "", suite: tuple[Sequence[dict], Sequence[str]] | None = None,
 ) -> str:
     """The whole page as a string."""
 
@@ -129,6 +129,10 @@ def render_index(
         table_html(trials.to_pylist(), [c for c in TRIAL_COLUMNS if c in trials.column_names],
                    table_id="trials", row_class=row_class),
     ]
+    if suite is not None and suite[0]:
+        parts += ["<h2>Metric suite</h2><p>One row per trial: every value of <code>evaluations.parquet"
+                  "</code> (its parameters and seeds are in the table).</p>",
+                  table_html(suite[0], suite[1], table_id="evaluations", row_class=row_class)]
     if models:
         parts.append("<h2>Pareto-front models</h2>")
     for m in models:

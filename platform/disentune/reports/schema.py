@@ -71,6 +71,19 @@ CURVES = _schema("curves", [  # long format: one row per (trial, epoch, metric)
     ("value", pa.float64()),
 ])
 
+EVALUATIONS = _schema("evaluations", [  # long format: one row per (trial, metric value)
+    ("run_id", pa.string()),
+    ("trial_number", pa.int64()),
+    ("trial_id", pa.string()),
+    ("suite_metric", pa.string()),  # the registered metric that produced the value (dci, ...)
+    ("metric", pa.string()),  # the value's name (dci_completeness, ...)
+    ("value", pa.float64()),
+    ("params", pa.string()),  # JSON: sample sizes, bins, extractor name and hash, versions, details
+    ("seed", pa.int64()),
+    ("seconds", pa.float64()),
+    ("created_at", pa.timestamp("us", tz="UTC")),
+])
+
 ANOMALY_METRICS = _schema("anomaly_metrics", [
     ("trial_id", pa.string()),
     ("detector", pa.string()),
@@ -83,6 +96,20 @@ ANOMALY_METRICS = _schema("anomaly_metrics", [
     ("seed", pa.int64()),
     ("fit_seconds", pa.float64()),
     ("score_seconds", pa.float64()),
+])
+
+
+ANOMALY_SCORES = _schema("anomaly_scores", [  # one row per test sample: any metric can be recomputed
+    ("trial_id", pa.string()),
+    ("detector", pa.string()),
+    ("feature_space", pa.string()),
+    ("benchmark", pa.string()),
+    ("sample", pa.int64()),
+    ("label", pa.int8()),  # 1 = anomalous
+    ("score", pa.float64()),  # higher = more anomalous
+    ("subset_size", pa.int64()),  # subset scanning: nodes in the best subset (null otherwise)
+    ("alpha", pa.float64()),  # subset scanning: the maximising alpha (null otherwise)
+    ("seed", pa.int64()),
 ])
 
 

@@ -14,6 +14,7 @@ is reached through ``AWS_ENDPOINT_URL_S3`` or ``AWS_ENDPOINT_URL`` (``--endpoint
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import uuid
@@ -187,9 +188,14 @@ def read_table(uri: str) -> pa.Table:
     return _parse(data, uri)
 
 
-def append_table(table: pa.Table, dataset_uri: str) -> str:
-    """Add ``table`` to a dataset folder as a new part; returns the part's URI."""
-    part = join(dataset_uri, f"part-{uuid.uuid4().hex}.parquet")
+def append_table(table: pa.Table, dataset_uri: str, key: str | None = None) -> str:
+    """Add ``table`` to a dataset folder as a new part; returns the part's URI.
+
+    With ``key`` the part's name is derived from it, so writing the same key again replaces that
+    part instead of adding rows: a re-run of the same unit of work is idempotent by construction.
+    """
+    name = hashlib.sha256(key.encode()).hexdigest()[:32] if key is not None else uuid.uuid4().hex
+    part = join(dataset_uri, f"part-{name}.parquet")
     write_table(table, part)
     return part
 

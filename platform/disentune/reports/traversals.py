@@ -7,15 +7,11 @@ is zeros, so a row shows what that one dimension controls on its own.
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-
 import numpy as np
 import torch
 from torch import nn
 
 from disentune.reports.plots import draw_traversal
-from disentune.reports.storage import join, read_bytes
 
 
 @torch.no_grad()
@@ -32,10 +28,8 @@ def traversal_images(model: nn.Module, values: np.ndarray, base: np.ndarray | No
 
 def traversal_png(checkpoint_uri: str, title: str, values: np.ndarray | None = None) -> bytes:
     """Load a checkpoint (local or s3://) and draw its traversal grid."""
-    from disentune.train.checkpoint import FILENAME, load_model
+    from disentune.train.checkpoint import load_model_uri
 
-    with tempfile.TemporaryDirectory() as tmp:
-        Path(tmp, FILENAME).write_bytes(read_bytes(join(checkpoint_uri, FILENAME)))
-        model, _ = load_model(tmp)
+    model, _ = load_model_uri(checkpoint_uri)
     values = np.linspace(*model.traversal_range, 7) if values is None else values
     return draw_traversal(traversal_images(model, values), values, title)

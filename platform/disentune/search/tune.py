@@ -32,6 +32,7 @@ from ray.tune.integration.ray_train import TuneReportCallback
 from ray.tune.search.optuna import OptunaSearch
 
 from disentune.config import Experiment, ParamSpec
+from disentune.parallel import failure_reason
 from disentune.reports.storage import arrow_filesystem, join
 from disentune.search.outcome import TrialOutcome
 from disentune.train.launch import make_trainer
@@ -125,16 +126,6 @@ def _history(result: Any) -> tuple[dict, ...]:
         return ()
     keep = [c for c in frame.columns if c.startswith("loss_") or c in _CURVE_KEYS]
     return tuple(frame[keep].to_dict("records"))
-
-
-def failure_reason(error: BaseException) -> str:
-    """One line saying why a trial failed, from the innermost error Ray wrapped."""
-    lines = [ln.strip() for ln in str(error).splitlines() if ln.strip()]
-    for marker in ("TrainingDiverged", "Error:", "Exception:"):
-        hits = [ln for ln in lines if marker in ln and not ln.startswith("File ")]
-        if hits:
-            return hits[-1][:500]
-    return (lines[-1] if lines else type(error).__name__)[:500]
 
 
 def max_concurrent(exp: Experiment, cluster: dict[str, float], use_gpu: bool) -> int:

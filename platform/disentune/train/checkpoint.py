@@ -49,3 +49,14 @@ def load_model(directory: str | Path, device: torch.device | str = "cpu") -> tup
     model = MODELS.get(meta["variant"]).build(tuple(meta["image_shape"]), hyper)
     model.load_state_dict(state["model"])
     return model.to(device).eval(), meta
+
+
+def load_model_uri(checkpoint_uri: str, device: torch.device | str = "cpu") -> tuple[nn.Module, dict]:
+    """:func:`load_model` for a checkpoint folder given as a URI (local path or ``s3://``)."""
+    import tempfile
+
+    from disentune.reports.storage import join, read_bytes
+
+    with tempfile.TemporaryDirectory() as tmp:
+        Path(tmp, FILENAME).write_bytes(read_bytes(join(checkpoint_uri, FILENAME)))
+        return load_model(tmp, device)

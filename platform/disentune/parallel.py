@@ -1,0 +1,66 @@
+"""Run a plain function over jobs as Ray tasks: the evaluators' one way into Ray.
+
+:func:`run_tasks` joins the Ray instance already running in this process (the sweep's), or starts
+a private local one (``address="local"``) or joins a cluster, submits one task per job with the
+given resources, and returns which jobs finished and why the others failed. One failed job never
+stops the others; each task writes its own results, so nothing finished is lost if this process
+is interrupted.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Callable, Sequence, TypeVar
+
+J = TypeVar("J")
+
+
+def failure_reason(error: BaseException) -> str:
+    """One line saying why a task failed, from the innermost error Ray wrapped."""
+    lines = [ln.strip() for ln in str(error).splitlines() if ln.strip()]
+    for marker in ("TrainingDiverged", "Error:", "Exception:"):
+        hits = [ln for ln in lines if marker in ln and not ln.startswith("File ")]
+        if hits:
+            return hits[-1][:500]
+    return (lines[-1] if lines else type(error).__name__)[:500]
+
+
+def run_tasks(fn: Callable[[J], Any], jobs: Sequence[J], *, num_cpus: float, num_gpus: float = 0.0,
+              use_gpu: bool | str = "auto", address: str = "local", local_cpus: int | None = None,
+              ) -> tuple[list[J], list[tuple[J, str]]]:
+    """Run ``fn(job)`` for every job as a Ray task; returns ``(done, [(job, reason), ...])``.
+
+    Each task asks for ``num_cpus`` CPUs and, when ``use_gpu`` (``"auto"``: when the cluster has
+    GPUs), ``num_gpus`` GPUs (a fraction packs several tasks onto one GPU).
+    """
+    import ray
+
+    if not jobs:
+        return [], []
+    started = not ray.is_initialized()
+    if started:
+        if address == "local":
+            ray.init("local", num_cpus=local_cpus or os.cpu_count(), include_dashboard=False)
+        else:
+            ray.init(address)
+    try:
+        if use_gpu == "auto":
+            use_gpu = ray.cluster_resources().get("GPU", 0) > 0
+        num_gpus = num_gpus if use_gpu else 0
+        task = ray.remote(fn).options(num_cpus=num_cpus, num_gpus=num_gpus, max_retries=1,
+                                      retry_exceptions=False)
+        pending = {task.remote(job): job for job in jobs}
+        done: list[J] = []
+        failed: list[tuple[J, str]] = []
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            job = pending.pop(ready[0])
+            try:
+                ray.get(ready[0])
+                done.append(job)
+            except Exception as err:  # noqa: BLE001 - reported per job, never raised
+                failed.append((job, failure_reason(err)))
+        return done, failed
+    finally:
+        if started:
+            ray.shutdown()
