@@ -66,6 +66,7 @@ def _parser() -> argparse.ArgumentParser:
                          help="comma-separated detectors (default: the run's anomaly.detectors)")
     anomaly.add_argument("--benchmarks", type=lambda t: [m.strip() for m in t.split(",") if m.strip()],
                          help="comma-separated benchmarks (default: the run's anomaly.benchmarks, else all)")
+    anomaly.add_argument("--front", action="store_true", help="only the trials on the Pareto front")
     anomaly.add_argument("--address", default="local",
                          help="Ray address: 'local' (default) starts a private instance; 'auto' joins a cluster")
 
@@ -144,7 +145,8 @@ def _anomaly(args: argparse.Namespace) -> int:
     run = normalize(args.run)
     if not exists(join(run, "trials.parquet")):
         raise UserError(f"{run}: not a finished disentune run (no trials.parquet)")
-    result = detect_run(run, detectors=args.detectors, benchmarks=args.benchmarks, address=args.address)
+    result = detect_run(run, detectors=args.detectors, benchmarks=args.benchmarks, front_only=args.front,
+                        address=args.address)
     print(result.summary())
     if result.done:
         from disentune.reports.build import build_report

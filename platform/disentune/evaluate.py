@@ -156,7 +156,8 @@ def evaluate_run(run_uri: str, *, metrics: Sequence[str] | None = None, address:
     jobs, skipped = plan(run_uri, metrics)
     cfg = run_config(run_uri)[2]
     done, failed = run_tasks(run_job, jobs, num_cpus=cfg.cpus_per_task, num_gpus=cfg.gpus_per_task,
-                             use_gpu=cfg.use_gpu, address=address, local_cpus=num_cpus)
+                             use_gpu=cfg.use_gpu, address=address, local_cpus=num_cpus,
+                             describe=lambda j: f"evaluate #{j.trial_number} {j.metric}")
     return EvaluationResult(run_uri, done, skipped, failed, time.perf_counter() - began)
 
 

@@ -10,6 +10,8 @@ is interrupted.
 from __future__ import annotations
 
 import os
+import sys
+import time
 from typing import Any, Callable, Sequence, TypeVar
 
 J = TypeVar("J")
@@ -27,11 +29,12 @@ def failure_reason(error: BaseException) -> str:
 
 def run_tasks(fn: Callable[[J], Any], jobs: Sequence[J], *, num_cpus: float, num_gpus: float = 0.0,
               use_gpu: bool | str = "auto", address: str = "local", local_cpus: int | None = None,
-              ) -> tuple[list[J], list[tuple[J, str]]]:
+              describe: Callable[[J], str] | None = None) -> tuple[list[J], list[tuple[J, str]]]:
     """Run ``fn(job)`` for every job as a Ray task; returns ``(done, [(job, reason), ...])``.
 
     Each task asks for ``num_cpus`` CPUs and, when ``use_gpu`` (``"auto"``: when the cluster has
-    GPUs), ``num_gpus`` GPUs (a fraction packs several tasks onto one GPU).
+    GPUs), ``num_gpus`` GPUs (a fraction packs several tasks onto one GPU). With ``describe``,
+    each finished job prints one progress line on stderr.
     """
     import ray
 
@@ -52,14 +55,20 @@ def run_tasks(fn: Callable[[J], Any], jobs: Sequence[J], *, num_cpus: float, num
         pending = {task.remote(job): job for job in jobs}
         done: list[J] = []
         failed: list[tuple[J, str]] = []
+        began = time.perf_counter()
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)
             job = pending.pop(ready[0])
             try:
                 ray.get(ready[0])
                 done.append(job)
+                state = "done"
             except Exception as err:  # noqa: BLE001 - reported per job, never raised
                 failed.append((job, failure_reason(err)))
+                state = "FAILED"
+            if describe is not None:
+                print(f"[{len(done) + len(failed)}/{len(jobs)} {time.perf_counter() - began:.0f} s] "
+                      f"{describe(job)}: {state}", file=sys.stderr, flush=True)
         return done, failed
     finally:
         if started:

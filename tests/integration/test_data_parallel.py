@@ -26,7 +26,7 @@ def test_two_workers_match_one_worker(tmp_path, dsprites32):
             exp = experiment_from_dict({
                 "name": "dp", "data": {"resolution": 32, "train_size": 512},
                 "train": {"epochs": 3, "workers": workers, "launcher": "ray_train"},
-                "evaluation": {"fid_samples": 50, "mig_samples": 200},
+                "evaluation": {"fid_samples": 50, "mig_samples": 200, "run_suite": "never"},
             })
             spec = TrialSpec(experiment=exp, params=params, extractor_path=str(extractor))
             trainer = make_trainer(spec, storage_path=str(tmp_path / "train"), name=f"w{workers}", use_gpu=False)

@@ -23,7 +23,7 @@ def tiny(name, *, samples=2, epochs=2, launcher="auto", drill="none", seed=3, co
         "name": name, "seed": seed,
         "data": {"resolution": 32, "train_size": 192},
         "train": {"epochs": epochs, "launcher": launcher, "drill": drill, "drill_epoch": 1},
-        "evaluation": {"fid_samples": 64, "mig_samples": 300},
+        "evaluation": {"fid_samples": 64, "mig_samples": 300, "run_suite": "never"},
         "search": {"num_samples": samples, "max_concurrent_trials": concurrent},
         "space": {"lambda_tc": {"uniform": [0.0, 4.0]}, "batch_size": 32, "latent_dim": 3},
     }

@@ -47,7 +47,7 @@ def test_submit_a_tiny_sweep_as_a_job_and_read_its_tables(head, tmp_path, dsprit
     work.mkdir()
     (work / "tiny.yaml").write_text(
         "name: jobsweep\nseed: 2\ndata: {resolution: 32, train_size: 192}\ntrain: {epochs: 1}\n"
-        "evaluation: {fid_samples: 64, mig_samples: 300}\n"
+        "evaluation: {fid_samples: 64, mig_samples: 300, run_suite: never}\n"
         "search: {num_samples: 2, max_concurrent_trials: 2}\n"
         "space: {lambda_tc: {uniform: [0.0, 4.0]}, batch_size: 32, latent_dim: 3}\n")
     out = tmp_path / "run"

@@ -67,7 +67,9 @@ def test_sweep_and_report_round_trip_through_s3(s3, dsprites32):
         "name": "s3run", "seed": 5,
         "data": {"resolution": 32, "train_size": 192},
         "train": {"epochs": 2},
-        "evaluation": {"fid_samples": 64, "mig_samples": 300},
+        "evaluation": {"fid_samples": 64, "mig_samples": 300, "suite": ["mig", "kid"],
+                       "metric_params": {"mig": {"num_points": 300},
+                                         "kid": {"num_points": 64, "num_subsets": 5, "subset_size": 32}}},
         "search": {"num_samples": 2, "max_concurrent_trials": 2},
         "space": {"lambda_tc": {"uniform": [0.0, 4.0]}, "batch_size": 32, "latent_dim": 3},
     })
@@ -81,6 +83,13 @@ def test_sweep_and_report_round_trip_through_s3(s3, dsprites32):
     for name in ("trials.parquet", "pareto.parquet", "curves.parquet", "index.html", "experiment.json",
                  "optuna.journal", "figures/pareto.png"):
         assert f"sweeps/s3run/{name}" in stored, stored
+    # the metric suite ran after the sweep as Ray tasks that read checkpoints from and wrote to S3
+    assert result.evaluation is not None and not result.evaluation.failed, result.evaluation.summary()
+    assert sum(k.startswith("sweeps/s3run/evaluations.parquet/part-") for k in stored) == 2 * 2
+    from disentune.evaluate import read_evaluations
+
+    evaluations = read_evaluations("s3://runs/sweeps/s3run").to_pandas()
+    assert sorted(evaluations["metric"].unique()) == ["kid", "mig"] and len(evaluations) == 4
     assert any(k.startswith("sweeps/s3run/tune/") for k in stored)  # Tune's own storage follows
     trials = read_table("s3://runs/sweeps/s3run/trials.parquet").to_pandas()
     assert len(trials) == 2 and (trials["status"] == "ok").all(), trials[["status", "error"]]

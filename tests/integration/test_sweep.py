@@ -26,7 +26,7 @@ def tiny(launcher: str):
         "name": "tiny", "seed": 7,
         "data": {"resolution": 32, "train_size": 320},
         "train": {"epochs": 2, "launcher": launcher},
-        "evaluation": {"fid_samples": 100, "mig_samples": 500},
+        "evaluation": {"fid_samples": 100, "mig_samples": 500, "run_suite": "never"},
         "search": {"num_samples": 2, "max_concurrent_trials": 2},
         "space": {"lambda_mi": {"uniform": [0.0, 1.0]}, "lambda_tc": {"uniform": [0.0, 8.0]},
                   "batch_size": 32, "latent_dim": 4},

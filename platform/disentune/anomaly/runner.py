@@ -182,9 +182,16 @@ def run_setup(run_uri: str) -> tuple[str, int, tuple[Region, ...], AnomalyConfig
         raise UserError(f"{where}: not a readable experiment description") from None
 
 
+def front_trial_ids(run_uri: str) -> set[str]:
+    """Trial ids on the run's Pareto front (from ``pareto.parquet``)."""
+    pareto = read_table(join(run_uri, "pareto.parquet"))
+    return {r["trial_id"] for r in pareto.to_pylist() if r["on_front"]}
+
+
 def plan(run_uri: str, detectors: Sequence[str] | None = None, benchmarks: Sequence[str] | None = None,
-         ) -> tuple[list[Job], int, int]:
-    """Jobs still to do, how many are done already, and how many do not apply to their model."""
+         trial_ids: set[str] | None = None) -> tuple[list[Job], int, int]:
+    """Jobs still to do, how many are done already, and how many do not apply to their model
+    (only for ``trial_ids`` when given)."""
     from disentune.anomaly.benchmarks import benchmark_names
 
     dataset, resolution, regions, cfg = run_setup(run_uri)
@@ -197,6 +204,8 @@ def plan(run_uri: str, detectors: Sequence[str] | None = None, benchmarks: Seque
                    done_table["benchmark"].to_pylist()))
     jobs, skipped, not_applicable = [], 0, 0
     for t in ok.to_pylist():
+        if trial_ids is not None and t["trial_id"] not in trial_ids:
+            continue
         for detector in detectors:
             if not applies(detector, t["variant"]):
                 not_applicable += len(benchmarks)
@@ -211,11 +220,14 @@ def plan(run_uri: str, detectors: Sequence[str] | None = None, benchmarks: Seque
 
 
 def detect_run(run_uri: str, *, detectors: Sequence[str] | None = None, benchmarks: Sequence[str] | None = None,
-               address: str = "local", num_cpus: int | None = None) -> AnomalyResult:
-    """Run every missing (trial, detector, benchmark) of a finished run as parallel Ray tasks."""
+               front_only: bool = False, address: str = "local", num_cpus: int | None = None) -> AnomalyResult:
+    """Run every missing (trial, detector, benchmark) of a finished run as parallel Ray tasks
+    (of the Pareto front's trials only, with ``front_only``)."""
     began = time.perf_counter()
-    jobs, skipped, not_applicable = plan(run_uri, detectors, benchmarks)
+    trial_ids = front_trial_ids(run_uri) if front_only else None
+    jobs, skipped, not_applicable = plan(run_uri, detectors, benchmarks, trial_ids)
     cfg = run_setup(run_uri)[3]
     done, failed = run_tasks(run_job, jobs, num_cpus=cfg.cpus_per_task, num_gpus=cfg.gpus_per_task,
-                             use_gpu=cfg.use_gpu, address=address, local_cpus=num_cpus)
+                             use_gpu=cfg.use_gpu, address=address, local_cpus=num_cpus,
+                             describe=lambda j: f"anomaly #{j.trial_number} {j.detector} on {j.benchmark}")
     return AnomalyResult(run_uri, done, skipped, not_applicable, failed, time.perf_counter() - began)
