@@ -9,10 +9,11 @@ is interrupted.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
-from typing import Any, Callable, Sequence, TypeVar
+from typing import Any, Callable, Iterator, Sequence, TypeVar
 
 J = TypeVar("J")
 
@@ -25,6 +26,26 @@ def failure_reason(error: BaseException) -> str:
         if hits:
             return hits[-1][:500]
     return (lines[-1] if lines else type(error).__name__)[:500]
+
+
+@contextlib.contextmanager
+def ray_session(address: str = "local", num_cpus: int | None = None) -> Iterator[None]:
+    """Use the Ray instance already running in this process, or start one for the block:
+    ``"local"`` starts a private instance (never a stray cluster's address), anything else joins
+    that cluster (``"auto"``: the one this machine belongs to)."""
+    import ray
+
+    started = not ray.is_initialized()
+    if started:
+        if address == "local":
+            ray.init("local", num_cpus=num_cpus or os.cpu_count(), include_dashboard=False)
+        else:
+            ray.init(address)
+    try:
+        yield
+    finally:
+        if started:
+            ray.shutdown()
 
 
 def run_tasks(fn: Callable[[J], Any], jobs: Sequence[J], *, num_cpus: float, num_gpus: float = 0.0,
@@ -40,13 +61,7 @@ def run_tasks(fn: Callable[[J], Any], jobs: Sequence[J], *, num_cpus: float, num
 
     if not jobs:
         return [], []
-    started = not ray.is_initialized()
-    if started:
-        if address == "local":
-            ray.init("local", num_cpus=local_cpus or os.cpu_count(), include_dashboard=False)
-        else:
-            ray.init(address)
-    try:
+    with ray_session(address, local_cpus):
         if use_gpu == "auto":
             use_gpu = ray.cluster_resources().get("GPU", 0) > 0
         num_gpus = num_gpus if use_gpu else 0
@@ -70,6 +85,3 @@ def run_tasks(fn: Callable[[J], Any], jobs: Sequence[J], *, num_cpus: float, num
                 print(f"[{len(done) + len(failed)}/{len(jobs)} {time.perf_counter() - began:.0f} s] "
                       f"{describe(job)}: {state}", file=sys.stderr, flush=True)
         return done, failed
-    finally:
-        if started:
-            ray.shutdown()

@@ -10,7 +10,6 @@ import dataclasses
 import datetime as dt
 import hashlib
 import json
-import os
 import platform
 import statistics
 import subprocess
@@ -25,6 +24,7 @@ from disentune.anomaly.runner import AnomalyResult, detect_run
 from disentune.errors import UserError
 from disentune.evaluate import EvaluationResult, evaluate_run
 from disentune.metrics.factor_net import EXTRACTOR_SEED, ensure_factor_net
+from disentune.parallel import ray_session
 from disentune.registry import DATASETS
 from disentune.reports.build import ReportPaths, build_report, curves_table, trials_table
 from disentune.reports.storage import (
@@ -136,13 +136,7 @@ def run_sweep(exp: Experiment, *, out: str | Path, address: str = "local", force
     data.render()
     extractor = ensure_factor_net(data, exp.data.dataset, exp.data.resolution, seed=EXTRACTOR_SEED)
 
-    started_ray = not ray.is_initialized()
-    if started_ray:
-        if address == "local":
-            ray.init("local", num_cpus=num_cpus or os.cpu_count(), include_dashboard=False)
-        else:
-            ray.init(address)
-    try:
+    with ray_session(address, num_cpus):
         use_gpu = exp.train.use_gpu
         if use_gpu == "auto":
             use_gpu = ray.cluster_resources().get("GPU", 0) > 0
@@ -156,11 +150,9 @@ def run_sweep(exp: Experiment, *, out: str | Path, address: str = "local", force
         write_table(curves_table(outcomes, exp.name), join(run_uri, "curves.parquet"))
         write_table(trials_table(outcomes, run_id=exp.name, code_version=code_version(),
                                  created_at=dt.datetime.now(dt.timezone.utc)), join(run_uri, "trials.parquet"))
+        # the evaluators run their tasks on this same Ray instance
         evaluation = evaluate_run(run_uri) if exp.evaluation.run_suite == "after_sweep" else None
         anomaly = detect_run(run_uri) if exp.anomaly.run == "after_sweep" else None
-    finally:
-        if started_ray:
-            ray.shutdown()
 
     report = build_report(run_uri, title=f"disentune: {exp.name}", summary=[
         ("variants", ", ".join(map(str, exp.param("variant").values))),

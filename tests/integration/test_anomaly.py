@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pyarrow.parquet as pq
 import pytest
 
 from disentune.anomaly.runner import METRICS_TABLE, SCORES_TABLE, detect_run, plan

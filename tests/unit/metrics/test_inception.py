@@ -81,7 +81,8 @@ def test_preprocessing_range_size_and_channels():
     x = torch.tensor([0.0, 1.0]).repeat(2, 1, 16, 8)  # (2, 1, 16, 16): columns alternate 0 and 1
     out = preprocess(x)
     assert out.shape == (2, 3, 299, 299)
-    assert out.min() == -1.0 and out.max() == 1.0
+    # bilinear resizing may land a rounding step inside the range (SIMD paths differ)
+    assert abs(out.min().item() + 1.0) < 1e-6 and abs(out.max().item() - 1.0) < 1e-6
     assert torch.equal(out[:, 0], out[:, 2])  # grayscale repeated
     assert torch.equal(preprocess(torch.full((1, 3, 299, 299), 0.25)), torch.full((1, 3, 299, 299), -0.5))
     with pytest.raises(ValueError, match="1 or 3"):
