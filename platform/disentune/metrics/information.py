@@ -39,17 +39,24 @@ def _mi_from_joint(joint: np.ndarray) -> float:
 
 
 def discrete_mutual_info(codes: np.ndarray, factors: np.ndarray) -> np.ndarray:
-    """``I(codes[:, i]; factors[:, k])`` for every pair: ``(n, d), (n, K) -> (d, K)``."""
+    """``I(codes[:, i]; factors[:, k])`` for every pair: ``(n, d), (n, K) -> (d, K)``.
+
+    As scikit-learn's ``mutual_info_score``: exactly 0 where either column holds a single value,
+    and rounding below 0 clipped (ratios such as modularity's must not see rounding noise).
+    """
     codes, factors = np.asarray(codes), np.asarray(factors)
     n = codes.shape[0]
     if factors.shape[0] != n:
         raise ValueError(f"codes and factors disagree on n: {n} vs {factors.shape[0]}")
     code_hots = [_one_hot(codes[:, i]) for i in range(codes.shape[1])]
-    out = np.empty((codes.shape[1], factors.shape[1]))
+    out = np.zeros((codes.shape[1], factors.shape[1]))
     for k in range(factors.shape[1]):
         factor_hot = _one_hot(factors[:, k])
+        if factor_hot.shape[1] < 2:
+            continue
         for i, code_hot in enumerate(code_hots):
-            out[i, k] = _mi_from_joint(code_hot.T @ factor_hot / n)
+            if code_hot.shape[1] > 1:
+                out[i, k] = max(_mi_from_joint(code_hot.T @ factor_hot / n), 0.0)
     return out
 
 

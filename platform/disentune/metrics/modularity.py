@@ -43,21 +43,6 @@ def modularity(mutual_info: np.ndarray) -> float:
     return float(np.mean(modularity_per_code(mutual_info)))
 
 
-def reference_mutual_info(codes: np.ndarray, factors: np.ndarray) -> np.ndarray:
-    """``I(codes[:, i]; factors[:, k])`` ``(d, K)`` with scikit-learn's ``mutual_info_score`` rules.
-
-    That function (which the reference calls) returns exactly 0 when either column holds a single
-    value and clips rounding below 0; modularity divides by the largest MI of a code, so a constant
-    code must get 0 rather than rounding noise.
-    """
-    mutual_info = np.clip(discrete_mutual_info(codes, factors), 0.0, None)
-    single_code = np.array([len(np.unique(codes[:, i])) < 2 for i in range(codes.shape[1])])
-    single_factor = np.array([len(np.unique(factors[:, k])) < 2 for k in range(factors.shape[1])])
-    mutual_info[single_code, :] = 0.0
-    mutual_info[:, single_factor] = 0.0
-    return mutual_info
-
-
 @metric(
     "modularity",
     kind="representation",
@@ -80,7 +65,7 @@ def compute_modularity(
     """
     if num_points is not None:
         representation, factors = representation[:num_points], factors[:num_points]
-    mutual_info = reference_mutual_info(histogram_discretize(np.asarray(representation), num_bins),
+    mutual_info = discrete_mutual_info(histogram_discretize(np.asarray(representation), num_bins),
                                         np.asarray(factors))
     per_code = modularity_per_code(mutual_info)
     return {
