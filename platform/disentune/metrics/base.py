@@ -25,9 +25,21 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Literal, Mapping
 
+import numpy as np
+
 from disentune.registry import METRICS
 
 Kind = Literal["representation", "intervention", "quality", "control"]
+Represent = Callable[[np.ndarray], np.ndarray]  # an intervention metric's input (see above)
+REPRESENT_CHUNK = 16_384  # rows per represent call: bounds the images rendered at once
+
+
+def represent_in_chunks(represent: Represent, classes: np.ndarray, chunk: int = REPRESENT_CHUNK) -> np.ndarray:
+    """``represent`` of factor classes ``(..., K)`` -> representations ``(..., d)``, ``chunk`` rows a call."""
+    flat = classes.reshape(-1, classes.shape[-1])
+    out = np.concatenate([np.asarray(represent(flat[i : i + chunk]), dtype=np.float64)
+                          for i in range(0, len(flat), chunk)])
+    return out.reshape(*classes.shape[:-1], out.shape[-1])
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,7 @@ import sklearn
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 
-from disentune.metrics.base import metric
-from disentune.metrics.factor_vae_score import REPRESENT_CHUNK, Represent, represent_in_chunks
+from disentune.metrics.base import REPRESENT_CHUNK, Represent, metric, represent_in_chunks
 
 
 def paired_batches(

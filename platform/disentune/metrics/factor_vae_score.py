@@ -14,25 +14,9 @@ reference's, whose per-batch loop draws the same distribution in another order.
 
 from __future__ import annotations
 
-from typing import Callable
-
 import numpy as np
 
-from disentune.metrics.base import metric
-
-Represent = Callable[[np.ndarray], np.ndarray]
-REPRESENT_CHUNK = 16_384  # rows per represent call: bounds the images rendered at once
-
-
-def represent_in_chunks(
-    represent: Represent, classes: np.ndarray, chunk: int = REPRESENT_CHUNK
-) -> np.ndarray:
-    """``represent`` of factor classes ``(..., K)`` -> representations ``(..., d)``, ``chunk`` rows a call."""
-    flat = classes.reshape(-1, classes.shape[-1])
-    out = np.concatenate([np.asarray(represent(flat[i : i + chunk]), dtype=np.float64)
-                          for i in range(0, len(flat), chunk)])
-    return out.reshape(*classes.shape[:-1], out.shape[-1])
-
+from disentune.metrics.base import REPRESENT_CHUNK, Represent, metric, represent_in_chunks
 
 def fixed_factor_batches(
     factor_sizes: np.ndarray, num_batches: int, batch_size: int, rng: np.random.Generator
