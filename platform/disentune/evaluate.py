@@ -123,19 +123,24 @@ def run_config(run_uri: str) -> tuple[str, int, EvaluationConfig, str]:
             evaluation_from_dict(stored.get("evaluation") or {}), stored.get("name", "run"))
 
 
-def plan(run_uri: str, metrics: Sequence[str] | None = None) -> tuple[list[Job], int]:
-    """The jobs still to do for ``metrics`` (default: the run's configured suite) and how many
-    (trial, metric) pairs are already in the table."""
-    dataset, resolution, cfg, run_id = run_config(run_uri)
-    names = tuple(metrics) if metrics else cfg.suite
-    for name in names:
-        METRICS.get(name)  # an unknown name is a ConfigError naming the choices
+def trained_trials(run_uri: str) -> list[dict]:
+    """Rows of ``trials.parquet`` that finished with a checkpoint: what the evaluators score."""
     trials = read_table(join(run_uri, "trials.parquet"))
     ok = trials.filter(pc.and_(pc.equal(trials["status"], "ok"), pc.is_valid(trials["checkpoint_uri"])))
+    return ok.to_pylist()
+
+
+def plan(run_uri: str, metrics: Sequence[str] | None = None,
+         setup: tuple[str, int, EvaluationConfig, str] | None = None) -> tuple[list[Job], int]:
+    """The jobs still to do for ``metrics`` (default: the run's configured suite) and how many
+    (trial, metric) pairs are already in the table. ``setup`` is :func:`run_config`'s answer
+    when the caller has read it already."""
+    dataset, resolution, cfg, run_id = setup or run_config(run_uri)
+    names = check_metrics(metrics) if metrics else cfg.suite
     done = read_dataset(join(run_uri, TABLE), schema.EVALUATIONS)
     finished = set(zip(done["trial_id"].to_pylist(), done["suite_metric"].to_pylist()))
     jobs, skipped = [], 0
-    for t in ok.to_pylist():
+    for t in trained_trials(run_uri):
         for name in names:
             if (t["trial_id"], name) in finished:
                 skipped += 1
@@ -153,8 +158,9 @@ def evaluate_run(run_uri: str, *, metrics: Sequence[str] | None = None, address:
                  num_cpus: int | None = None) -> EvaluationResult:
     """Run every missing (trial, metric) of a finished run as parallel Ray tasks."""
     began = time.perf_counter()
-    jobs, skipped = plan(run_uri, metrics)
-    cfg = run_config(run_uri)[2]
+    setup = run_config(run_uri)
+    jobs, skipped = plan(run_uri, metrics, setup)
+    cfg = setup[2]
     done, failed = run_tasks(run_job, jobs, num_cpus=cfg.cpus_per_task, num_gpus=cfg.gpus_per_task,
                              use_gpu=cfg.use_gpu, address=address, local_cpus=num_cpus,
                              describe=lambda j: f"evaluate #{j.trial_number} {j.metric}")

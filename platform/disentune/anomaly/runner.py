@@ -19,11 +19,11 @@ from typing import Sequence
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from disentune.config import AnomalyConfig, anomaly_from_dict
 from disentune.data.ground_truth import Region
 from disentune.errors import UserError
+from disentune.evaluate import trained_trials
 from disentune.parallel import run_tasks
 from disentune.reports import schema
 from disentune.reports.storage import append_table, join, read_bytes, read_dataset, read_table
@@ -76,15 +76,16 @@ def split_seed(trial_seed: int, benchmark: str) -> int:
 
 
 def applies(detector: str, variant: str) -> bool:
-    """Whether a detector can score a model of this variant (neg_elbo: VAEs; discriminator: GANs)."""
+    """Whether a detector can score a model of this variant: the negative ELBO needs a posterior
+    (not adversarial families), the discriminator score a discriminator (adversarial ones)."""
     from disentune.registry import MODELS
 
-    gan = "gan" in variant
+    adversarial = MODELS.get(variant).adversarial
     if detector == "neg_elbo":
-        return not gan
+        return not adversarial
     if detector == "discriminator":
-        return gan
-    return variant in MODELS
+        return adversarial
+    return True
 
 
 def _make_detector(name: str, cfg: AnomalyConfig):
@@ -104,6 +105,7 @@ def run_job(job: Job) -> int:
     from disentune.anomaly.benchmarks import Context, make_split
     from disentune.anomaly.features import default_layer, features, model_scores
     from disentune.anomaly.scoring import anomaly_metrics
+    from disentune.metrics.objectives import code_ranges, decode_codes
     from disentune.registry import DATASETS
     from disentune.train.checkpoint import load_model_uri
 
@@ -114,14 +116,8 @@ def run_job(job: Job) -> int:
     model, _ = load_model_uri(job.checkpoint_uri, device)
     seed = split_seed(job.seed, job.benchmark)
 
-    def decode(codes: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
-            return torch.cat([model.decode(torch.from_numpy(codes[i : i + 1000]).to(device)).float().cpu()
-                              for i in range(0, len(codes), 1000)]).numpy()
-
-    low, high = model.traversal_range
-    ranges = np.tile([[low, high]], (model.representation_dim, 1)).astype(np.float64)
-    ctx = Context(data, job.regions, decode, ranges, num_fit=cfg.num_fit, num_test=cfg.num_test)
+    ctx = Context(data, job.regions, lambda codes: decode_codes(model, codes, device), code_ranges(model),
+                  num_fit=cfg.num_fit, num_test=cfg.num_test)
     split = make_split(job.benchmark, ctx, np.random.default_rng(seed))
 
     if job.detector in MODEL_SCORES:
@@ -189,21 +185,19 @@ def front_trial_ids(run_uri: str) -> set[str]:
 
 
 def plan(run_uri: str, detectors: Sequence[str] | None = None, benchmarks: Sequence[str] | None = None,
-         trial_ids: set[str] | None = None) -> tuple[list[Job], int, int]:
+         trial_ids: set[str] | None = None, setup: tuple | None = None) -> tuple[list[Job], int, int]:
     """Jobs still to do, how many are done already, and how many do not apply to their model
-    (only for ``trial_ids`` when given)."""
+    (only for ``trial_ids`` when given; ``setup`` is :func:`run_setup`'s answer if already read)."""
     from disentune.anomaly.benchmarks import benchmark_names
 
-    dataset, resolution, regions, cfg = run_setup(run_uri)
+    dataset, resolution, regions, cfg = setup or run_setup(run_uri)
     detectors = tuple(detectors or cfg.detectors)
     benchmarks = tuple(benchmarks or cfg.benchmarks or benchmark_names(regions))
-    trials = read_table(join(run_uri, "trials.parquet"))
-    ok = trials.filter(pc.and_(pc.equal(trials["status"], "ok"), pc.is_valid(trials["checkpoint_uri"])))
     done_table = read_dataset(join(run_uri, METRICS_TABLE), schema.ANOMALY_METRICS)
     done = set(zip(done_table["trial_id"].to_pylist(), done_table["detector"].to_pylist(),
                    done_table["benchmark"].to_pylist()))
     jobs, skipped, not_applicable = [], 0, 0
-    for t in ok.to_pylist():
+    for t in trained_trials(run_uri):
         if trial_ids is not None and t["trial_id"] not in trial_ids:
             continue
         for detector in detectors:
@@ -225,8 +219,9 @@ def detect_run(run_uri: str, *, detectors: Sequence[str] | None = None, benchmar
     (of the Pareto front's trials only, with ``front_only``)."""
     began = time.perf_counter()
     trial_ids = front_trial_ids(run_uri) if front_only else None
-    jobs, skipped, not_applicable = plan(run_uri, detectors, benchmarks, trial_ids)
-    cfg = run_setup(run_uri)[3]
+    setup = run_setup(run_uri)
+    jobs, skipped, not_applicable = plan(run_uri, detectors, benchmarks, trial_ids, setup)
+    cfg = setup[3]
     done, failed = run_tasks(run_job, jobs, num_cpus=cfg.cpus_per_task, num_gpus=cfg.gpus_per_task,
                              use_gpu=cfg.use_gpu, address=address, local_cpus=num_cpus,
                              describe=lambda j: f"anomaly #{j.trial_number} {j.detector} on {j.benchmark}")

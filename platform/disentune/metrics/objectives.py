@@ -37,6 +37,21 @@ def sample_images(model: nn.Module, n: int, seed: int, device: torch.device, bat
     return torch.cat(out).numpy()
 
 
+@torch.no_grad()
+def decode_codes(model: nn.Module, codes: np.ndarray, device: torch.device, batch: int = 1000) -> np.ndarray:
+    """Images ``(n, C, R, R)`` in [0, 1] that ``model`` decodes from codes ``(n, d)``."""
+    model.eval()
+    out = [model.decode(torch.from_numpy(np.ascontiguousarray(codes[i : i + batch])).float().to(device)).float().cpu()
+           for i in range(0, len(codes), batch)]
+    return torch.cat(out).numpy()
+
+
+def code_ranges(model: nn.Module) -> np.ndarray:
+    """``(d, 2)``: each code's typical range (the model's ``traversal_range``)."""
+    low, high = model.traversal_range
+    return np.tile([[low, high]], (model.representation_dim, 1)).astype(np.float64)
+
+
 def search_objectives(
     model: nn.Module,
     data: GroundTruthData,

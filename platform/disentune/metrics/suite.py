@@ -21,7 +21,7 @@ from torch import nn
 from disentune.data.ground_truth import GroundTruthData
 from disentune.metrics.base import Metric
 from disentune.metrics.factor_net import Extractor
-from disentune.metrics.objectives import encode_images, sample_images
+from disentune.metrics.objectives import code_ranges, decode_codes, encode_images, sample_images
 
 
 @dataclass(frozen=True)
@@ -64,17 +64,8 @@ class ModelInputs:
         fake = self.quality_extractor(sample_images(self.model, n, seed, self.device))
         return real, fake
 
-    @torch.no_grad()
-    def decode(self, codes: np.ndarray, batch: int = 1000) -> np.ndarray:
-        out = [
-            self.model.decode(torch.from_numpy(codes[i : i + batch]).float().to(self.device)).float().cpu()
-            for i in range(0, len(codes), batch)
-        ]
-        return torch.cat(out).numpy()
-
-    def code_ranges(self) -> np.ndarray:
-        low, high = self.model.traversal_range
-        return np.tile([[low, high]], (self.model.representation_dim, 1)).astype(np.float64)
+    def decode(self, codes: np.ndarray) -> np.ndarray:
+        return decode_codes(self.model, codes, self.device)
 
 
 def run_metric(metric: Metric, inputs: ModelInputs, *, seed: int,
@@ -95,7 +86,7 @@ def run_metric(metric: Metric, inputs: ModelInputs, *, seed: int,
         from disentune.metrics.attribute_control import factor_predictor
 
         predict = factor_predictor(inputs.factor_net.net, [f.values for f in inputs.data.factors])
-        result = metric.compute(inputs.decode, inputs.code_ranges(), predict, rng=rng, **merged)
+        result = metric.compute(inputs.decode, code_ranges(inputs.model), predict, rng=rng, **merged)
     else:  # pragma: no cover - Metric.kind is a closed Literal
         raise ValueError(f"metric {metric.name}: unknown kind {metric.kind!r}")
     seconds = time.perf_counter() - began
