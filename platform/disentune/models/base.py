@@ -48,3 +48,5 @@ class Variant:
     weight_bounds: Mapping[str, tuple[float, float]]
     # The loss term a fixed batch should drive down (adversarial totals need not fall).
     progress_term: str = "total"
+    # Trained against a discriminator (no posterior, so no ELBO; a discriminator score instead).
+    adversarial: bool = False

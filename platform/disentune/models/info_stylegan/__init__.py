@@ -14,5 +14,6 @@ def build(image_shape: tuple[int, int, int], hyper: Hyper):
 
 VARIANT = MODELS.register("info_stylegan")(
     Variant(name="info_stylegan", build=build, make_step=InfoGANStep, progress_term="mi_loss",
+            adversarial=True,
             weight_bounds={"lambda_mi": (0.0, 1000.0), "lambda_tc": (0.0, 1000.0)})
 )

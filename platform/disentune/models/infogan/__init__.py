@@ -20,9 +20,11 @@ def _no_tc(model, hyper: Hyper) -> InfoGANStep:
 
 INFOGAN = MODELS.register("infogan")(
     Variant(name="infogan", build=build, make_step=_no_tc, progress_term="mi_loss",
+            adversarial=True,
             weight_bounds={"lambda_mi": (0.0, 1000.0), "lambda_tc": (0.0, 1000.0)})
 )
 INFOGAN_TC = MODELS.register("infogan_tc")(
     Variant(name="infogan_tc", build=build, make_step=InfoGANStep, progress_term="mi_loss",
+            adversarial=True,
             weight_bounds={"lambda_mi": (0.0, 1000.0), "lambda_tc": (0.0, 1000.0)})
 )
