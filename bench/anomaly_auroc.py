@@ -20,7 +20,8 @@ import pandas as pd  # noqa: E402
 
 from disentune.anomaly.runner import METRICS_TABLE, detect_run, front_trial_ids  # noqa: E402
 from disentune.reports import schema  # noqa: E402
-from disentune.reports.storage import join, read_dataset, read_table  # noqa: E402
+from disentune.reports.storage import read_dataset, read_table  # noqa: E402
+from disentune.storage import join  # noqa: E402
 
 DEFAULT = ["local_defects@0.05", "local_defects@0.1", "local_defects@0.2", "creative",
            *(f"digits_oneclass@{d}" for d in range(10))]

@@ -116,7 +116,7 @@ def _sweep(args: argparse.Namespace) -> int:
 
 def _evaluate(args: argparse.Namespace) -> int:
     from disentune.evaluate import check_metrics, evaluate_run
-    from disentune.reports.storage import exists, join, normalize
+    from disentune.storage import exists, join, normalize
 
     metrics = check_metrics(args.metrics) if args.metrics else None
     run = normalize(args.run)
@@ -135,7 +135,7 @@ def _anomaly(args: argparse.Namespace) -> int:
     from disentune.anomaly.benchmarks import check_benchmark
     from disentune.anomaly.runner import detect_run
     from disentune.config import DETECTOR_NAMES
-    from disentune.reports.storage import exists, join, normalize
+    from disentune.storage import exists, join, normalize
 
     for name in args.detectors or ():
         if name not in DETECTOR_NAMES:
@@ -194,7 +194,7 @@ def _data(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from disentune.reports.storage import exists, join, normalize
+    from disentune.storage import exists, join, normalize
 
     if args.report_command == "compare":
         from disentune.reports.compare import compare_runs

@@ -29,7 +29,8 @@ from disentune.errors import ConfigError, UserError
 from disentune.parallel import run_tasks
 from disentune.registry import METRICS
 from disentune.reports import schema
-from disentune.reports.storage import append_table, join, read_bytes, read_dataset, read_table
+from disentune.reports.storage import append_table, read_dataset, read_table
+from disentune.storage import join, read_bytes
 
 TABLE = "evaluations.parquet"
 

@@ -18,16 +18,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from disentune import __version__
+from disentune.anomaly.runner import AnomalyResult, detect_run
 from disentune.config import Experiment
 from disentune.data.cache import cache_dir
-from disentune.anomaly.runner import AnomalyResult, detect_run
 from disentune.errors import UserError
 from disentune.evaluate import EvaluationResult, evaluate_run
 from disentune.metrics.factor_net import EXTRACTOR_SEED, ensure_factor_net
 from disentune.parallel import ray_session
 from disentune.registry import DATASETS
 from disentune.reports.build import ReportPaths, build_report, curves_table, trials_table
-from disentune.reports.storage import (
+from disentune.reports.storage import write_table
+from disentune.search.outcome import TrialOutcome
+from disentune.storage import (
     check_writable,
     exists,
     filesystem,
@@ -36,9 +38,7 @@ from disentune.reports.storage import (
     normalize,
     read_bytes,
     write_bytes,
-    write_table,
 )
-from disentune.search.outcome import TrialOutcome
 
 
 def code_version() -> str:

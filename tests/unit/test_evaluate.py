@@ -8,13 +8,14 @@ import json
 
 import pyarrow as pa
 import pytest
-
 from disentune.config import EvaluationConfig, experiment_from_dict
 from disentune.errors import ConfigError, UserError
 from disentune.evaluate import TABLE, check_metrics, plan, read_evaluations, run_config
 from disentune.reports import schema
 from disentune.reports.build import build_report, suite_rows
-from disentune.reports.storage import append_table, write_bytes, write_table
+from disentune.reports.storage import append_table, write_table
+from disentune.storage import write_bytes
+
 from tests.unit.reports.synthetic import synthetic_trials
 
 

@@ -198,7 +198,7 @@ def _digits(ctx: Context, rng: np.random.Generator, digit: int) -> Split:
 
 def read_user_file(uri: str) -> tuple[np.ndarray, np.ndarray]:
     """Images ``(n, [C,] H, W)`` in [0, 1] and labels ``(n,)`` from a user's ``.npz`` or Parquet."""
-    from disentune.reports.storage import read_bytes
+    from disentune.storage import read_bytes
 
     raw = read_bytes(uri)
     try:

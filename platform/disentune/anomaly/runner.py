@@ -26,7 +26,8 @@ from disentune.errors import UserError
 from disentune.evaluate import trained_trials
 from disentune.parallel import run_tasks
 from disentune.reports import schema
-from disentune.reports.storage import append_table, join, read_bytes, read_dataset, read_table
+from disentune.reports.storage import append_table, read_dataset, read_table
+from disentune.storage import join, read_bytes
 
 METRICS_TABLE = "anomaly_metrics.parquet"
 SCORES_TABLE = "anomaly_scores.parquet"

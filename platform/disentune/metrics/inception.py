@@ -44,7 +44,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from disentune.errors import UserError
-from disentune.reports.storage import read_bytes
+from disentune.storage import read_bytes
 
 FEATURES = 2048
 SIZE = 299

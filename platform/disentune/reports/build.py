@@ -30,9 +30,10 @@ from disentune.reports.plots import (
     pareto_plot_data,
     trial_label,
 )
-from disentune.reports.storage import exists, join, read_bytes, read_dataset, read_table, write_bytes, write_table
+from disentune.reports.storage import read_dataset, read_table, write_table
 from disentune.search.outcome import TrialOutcome
 from disentune.search.pareto import analyse
+from disentune.storage import exists, join, read_bytes, write_bytes
 
 OBJECTIVES, DIRECTIONS = ("fid", "mig"), ("min", "max")
 

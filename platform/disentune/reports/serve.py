@@ -14,7 +14,7 @@ import urllib.parse
 from typing import Callable
 
 from disentune.errors import UserError
-from disentune.reports.storage import join, read_bytes
+from disentune.storage import join, read_bytes
 
 HOST = "127.0.0.1"
 

@@ -33,8 +33,8 @@ from ray.tune.search.optuna import OptunaSearch
 
 from disentune.config import Experiment, ParamSpec
 from disentune.parallel import failure_reason
-from disentune.reports.storage import arrow_filesystem, join
 from disentune.search.outcome import TrialOutcome
+from disentune.storage import arrow_filesystem, join
 from disentune.train.launch import make_trainer
 from disentune.train.loop import TrialSpec, run_training
 from disentune.train.session import checkpoint_dir

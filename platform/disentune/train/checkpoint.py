@@ -55,7 +55,7 @@ def load_model_uri(checkpoint_uri: str, device: torch.device | str = "cpu") -> t
     """:func:`load_model` for a checkpoint folder given as a URI (local path or ``s3://``)."""
     import tempfile
 
-    from disentune.reports.storage import join, read_bytes
+    from disentune.storage import join, read_bytes
 
     with tempfile.TemporaryDirectory() as tmp:
         Path(tmp, FILENAME).write_bytes(read_bytes(join(checkpoint_uri, FILENAME)))

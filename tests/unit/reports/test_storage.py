@@ -4,17 +4,15 @@ import datetime as dt
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-
 from disentune.errors import UserError
 from disentune.reports import schema
 from disentune.reports.storage import (
     append_table,
-    check_writable,
     read_dataset,
     read_table,
-    write_bytes,
     write_table,
 )
+from disentune.storage import atomic_write, check_writable, write_bytes
 
 from .synthetic import synthetic_trials
 
@@ -47,9 +45,7 @@ def test_a_failed_write_leaves_the_previous_file_whole(tmp_path):
         raise Boom
 
     with pytest.raises(Boom):
-        from disentune.reports import storage
-
-        storage._atomic_write(uri, lambda f: (f.write(b"PAR1 half a file"), bad_writer(None, None)))
+        atomic_write(uri, lambda f: (f.write(b"PAR1 half a file"), bad_writer(None, None)))
     assert read_table(uri).num_rows == 3
     assert sorted(p.name for p in tmp_path.iterdir()) == ["trials.parquet"]
 
