@@ -120,6 +120,8 @@ class TrainConfig:
     compile: bool = _checked(False, _one_of(True, False))  # torch.compile the model for training
     # restarts of a trial (its worker group, or its in-trial process) from its last checkpoint
     max_failures: int = _checked(2, _int(0, 100))
+    # a trial whose training and evaluation pass this many seconds stops and counts as failed
+    time_limit_s: float | None = _checked(None, _float(0.0, 1e9, open_low=True))  # None: no limit
     drill: str = _checked("none", _one_of("none", "worker_exit"))  # crash drill (fault tests)
     drill_epoch: int = _checked(1, _int(1))
 

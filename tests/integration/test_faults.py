@@ -64,6 +64,18 @@ def test_a_diverging_trial_is_recorded_as_failed_and_the_others_complete(ray_loc
     assert "diverged: loss became nan" in page and "4 (2 failed)" in page
 
 
+def test_trials_over_their_time_limit_fail_with_the_reason_and_the_sweep_finishes(ray_local, tmp_path, dsprites32):
+    space = tiny("limit", samples=2, epochs=3)
+    space["train"]["time_limit_s"] = 0.05  # far less than one epoch of 6 batches
+    result = run_sweep(experiment_from_dict(space), out=tmp_path / "run")
+    trials = pq.read_table(result.run_dir / "trials.parquet").to_pandas()
+    assert len(trials) == 2 and (trials["status"] == "failed").all()
+    assert trials["error"].str.fullmatch(r"time limit: train.time_limit_s = 0.05 s passed at epoch 1, batch \d").all()
+    assert (trials["epochs"] == 1).all()  # stopped in the first epoch, not retried
+    page = (result.run_dir / "index.html").read_text()
+    assert "time limit: train.time_limit_s" in page and "2 (2 failed)" in page
+
+
 def test_a_killed_driver_resumes_without_rerunning_or_duplicating_trials(tmp_path, dsprites32):
     import yaml
 

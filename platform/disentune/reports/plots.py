@@ -86,7 +86,8 @@ def draw_pareto(data: ParetoPlotData) -> bytes:
     ax.set_ylabel("MIG (higher is better)")
     ax.set_title(data.title)
     ax.grid(alpha=0.3)
-    ax.legend(loc="best", fontsize=8)
+    if ax.get_legend_handles_labels()[0]:  # a run whose every trial failed has nothing to label
+        ax.legend(loc="best", fontsize=8)
     return _png(fig)
 
 

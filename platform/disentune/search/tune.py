@@ -201,14 +201,14 @@ def run_trials(exp: Experiment, *, storage: str, extractor_path: Path, use_gpu: 
     for result in results:
         trial_id = result.metrics.get("trial_id") or Path(result.path).name
         metrics = {k: v for k, v in result.metrics.items() if not isinstance(v, dict)}
-        ok = result.error is None and not metrics.get("diverged") and all(
+        ok = result.error is None and not metrics.get("stopped") and all(
             isinstance(metrics.get(o), float) and math.isfinite(metrics[o]) for o in OBJECTIVES
         )
         error = None
         if result.error is not None:
             error = failure_reason(result.error)
-        elif metrics.get("diverged"):
-            error = f"diverged: {metrics['diverged']}"
+        elif metrics.get("stopped"):  # diverged, out of memory or over its time limit (train/loop.py)
+            error = metrics["stopped"]
         elif not ok:
             error = "objectives were not finite: " + ", ".join(f"{o}={metrics.get(o)}" for o in OBJECTIVES)
         outcomes.append(TrialOutcome(

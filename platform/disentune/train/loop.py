@@ -6,9 +6,13 @@ worker would, and DDP averages their gradients. Images stay on the worker's devi
 are converted per batch. After every epoch rank 0 writes a checkpoint and every rank reports; at
 the last epoch (and every ``eval_every`` epochs) rank 0 also computes the search objectives.
 
-A non-finite loss ends the trial at the end of that epoch (every rank agrees, so collectives stay
-in step) with a last report whose ``diverged`` names the epoch and batch; the trial then counts
-as failed, with that reason, and is not retried (divergence is deterministic).
+Three conditions stop a trial early, each with a last report whose ``stopped`` says why (the
+trial then counts as failed with that reason and is not retried, since each would recur): a
+non-finite loss (divergence), ``train.time_limit_s`` passed (the trial's training and evaluation
+time, resumed runs included) and running out of memory in a training step. One worker stops at
+once; with several, each rank keeps stepping to the end of the epoch so collectives stay in step,
+and the ranks agree there (out of memory with several workers raises instead: the worker group
+fails and Ray Train reports it).
 
 The crash drill (``train.drill: worker_exit``, for testing fault handling) makes the last
 rank's process exit halfway through the epoch after ``drill_epoch``, once per trial (a marker
@@ -23,6 +27,7 @@ import dataclasses
 import hashlib
 import math
 import os
+import re
 import tempfile
 import time
 from collections import defaultdict
@@ -77,6 +82,21 @@ def _autocast(device: torch.device, amp: bool) -> contextlib.AbstractContextMana
     return contextlib.nullcontext()
 
 
+def _out_of_memory(err: RuntimeError) -> bool:
+    """A failed allocation: ``torch.OutOfMemoryError`` (CUDA) or the CPU allocator's refusal."""
+    return isinstance(err, torch.OutOfMemoryError) or "can't allocate memory" in str(err)
+
+
+def _allocation(err: RuntimeError) -> str:
+    """The failed allocation's size from torch's message, in MiB, or the message's first line."""
+    found = re.search(r"[Tt]ried to allocate ([\d.]+) ?(bytes|[KMGT]iB)", str(err))
+    if found is None:
+        return str(err).splitlines()[0][:200]
+    size = float(found.group(1)) / 2**20 if found.group(2) == "bytes" else float(found.group(1))
+    unit = "MiB" if found.group(2) == "bytes" else found.group(2)
+    return f"could not allocate {size:.1f} {unit}"
+
+
 def run_training(spec: TrialSpec, session: Session) -> None:
     """Train one trial to its last epoch, resuming from the session's checkpoint if it has one."""
     loop_started = time.time()
@@ -121,7 +141,7 @@ def run_training(spec: TrialSpec, session: Session) -> None:
         "variant": p["variant"], "image_shape": list(data.image_shape),
         "hyper": dataclasses.asdict(hyper), "params": dict(p), "dataset": exp.data.dataset,
     }
-    epochs, every = exp.train.epochs, exp.evaluation.eval_every
+    epochs, every, limit = exp.train.epochs, exp.evaluation.eval_every, exp.train.time_limit_s
     drill_exit = exp.train.drill == "worker_exit" and rank == world - 1
     for epoch in range(start_epoch, epochs):
         began = time.perf_counter()
@@ -130,26 +150,37 @@ def run_training(spec: TrialSpec, session: Session) -> None:
         order = torch.randperm(len(index), generator=shuffle).to(device)
         noise.manual_seed(_epoch_seed(p["seed"] + 1 + rank, epoch))
         sums: dict[str, float] = defaultdict(float)
-        diverged = None
+        stopped = None
         for b in range(batches):
+            if stopped and world == 1:
+                break
             lo = b * batch + rank * per_rank
-            with precision:
-                terms = step(images[order[lo : lo + per_rank]].float(), noise)
-            if not math.isfinite(terms["total"]):
-                diverged = diverged or f"loss became {terms['total']} at epoch {epoch + 1}, batch {b + 1}"
-                if world == 1:
-                    break
+            where = f"epoch {epoch + 1}, batch {b + 1}"
+            try:
+                with precision:
+                    terms = step(images[order[lo : lo + per_rank]].float(), noise)
+            except RuntimeError as err:  # torch.OutOfMemoryError is one
+                if world > 1 or not _out_of_memory(err):
+                    raise
+                stopped = f"out of memory at {where}: {_allocation(err)}"
+                continue
+            if stopped:
                 continue  # keep in step with the other ranks' collectives until the epoch ends
+            if not math.isfinite(terms["total"]):
+                stopped = f"diverged: loss became {terms['total']} at {where}"
+                continue
             for name, value in terms.items():
                 sums[name] += value
+            if limit and train_seconds + eval_seconds + time.perf_counter() - began > limit:
+                stopped = f"time limit: train.time_limit_s = {limit:g} s passed at {where}"
             if drill_exit and epoch == exp.train.drill_epoch and b == batches // 2 and _first_drill(spec):
                 os._exit(1)  # the crash drill: this worker process dies once, mid-epoch
         train_seconds += time.perf_counter() - began
         images_seen += batches * batch
-        if session.mean_over_workers({"diverged": float(diverged is not None)})["diverged"] > 0:
+        if session.mean_over_workers({"stopped": float(stopped is not None)})["stopped"] > 0:
             session.report({
                 "epoch": epoch + 1, "images_seen": images_seen, "fid": math.nan, "mig": math.nan,
-                "diverged": diverged or "another worker's loss became non-finite",
+                "stopped": stopped or "stopped by another worker of the trial",
                 "train_seconds": train_seconds, "eval_seconds": eval_seconds,
                 "startup_seconds": loop_started - spec.started_at,
             }, None)

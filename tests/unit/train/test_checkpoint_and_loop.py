@@ -69,3 +69,51 @@ def test_bf16_autocast_trains_to_finite_objectives(spec, tmp_path):
     run_training(dataclasses.replace(spec, experiment=amp), session)
     metrics = session.reports[-1][0]
     assert np.isfinite(metrics["loss_total"]) and np.isfinite(metrics["fid"])
+
+
+def test_a_trial_past_its_time_limit_stops_with_the_reason(spec, tmp_path):
+    import dataclasses
+
+    exp = spec.experiment
+    limited = dataclasses.replace(exp, train=dataclasses.replace(exp.train, time_limit_s=1e-6))
+    session = LocalSession(tmp_path)
+    run_training(dataclasses.replace(spec, experiment=limited), session)
+    assert len(session.reports) == 1  # stopped in the first epoch, after its first step
+    metrics, checkpoint = session.reports[0]
+    assert metrics["stopped"] == "time limit: train.time_limit_s = 1e-06 s passed at epoch 1, batch 1"
+    assert checkpoint is None and np.isnan(metrics["fid"])
+
+
+OOM_TRIAL = """
+import resource, sys
+from disentune.config import experiment_from_dict
+from disentune.train.loop import TrialSpec, run_training
+from disentune.train.session import LocalSession
+
+batch = int(sys.argv[1])
+exp = experiment_from_dict({"name": "oom", "seed": 3, "data": {"resolution": 32, "train_size": batch},
+                            "train": {"epochs": 1}, "evaluation": {"fid_samples": 64, "mig_samples": 300}})
+params = {"variant": "beta_tcvae", "lambda_mi": 0.0, "lambda_tc": 1.0, "lr": 1e-3, "latent_dim": 4,
+          "batch_size": batch, "seed": 3}
+spec = TrialSpec(experiment=exp, params=params, extractor_path=sys.argv[2])
+mapped = int(open("/proc/self/statm").read().split()[0]) * 4096
+resource.setrlimit(resource.RLIMIT_AS, (mapped + 2**30, resource.RLIM_INFINITY))  # 1 GiB more
+session = LocalSession()
+run_training(spec, session)
+print(session.reports[-1][0].get("stopped"))
+"""
+
+
+@pytest.mark.parametrize("batch, stopped", [
+    (64, "None"),
+    (16384, "out of memory at epoch 1, batch 1: could not allocate 512.0 MiB"),
+])
+def test_running_out_of_memory_stops_the_trial_with_the_reason(spec, batch, stopped):
+    """A real allocation failure: the operating system refuses memory beyond a 1 GiB limit."""
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-c", OOM_TRIAL, str(batch), spec.extractor_path],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == stopped
