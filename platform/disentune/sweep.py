@@ -130,6 +130,8 @@ def run_sweep(exp: Experiment, *, out: str | Path, address: str = "local", force
     journal.parent.mkdir(parents=True, exist_ok=True)
     if is_remote(out) and resume and exists(join(out, "optuna.journal")):
         journal.write_bytes(read_bytes(join(out, "optuna.journal")))
+    elif is_remote(out) and not resume:  # a cached journal of an earlier run there is not this study
+        journal.unlink(missing_ok=True)
     if not resume:
         write_bytes(join(out, "experiment.json"), json.dumps(describe(exp), indent=2, default=list).encode())
     data = DATASETS.get(exp.data.dataset)(resolution=exp.data.resolution)

@@ -52,9 +52,11 @@ def test_submit_a_tiny_sweep_as_a_job_and_read_its_tables(head, tmp_path, dsprit
         "space: {lambda_tc: {uniform: [0.0, 4.0]}, batch_size: 32, latent_dim: 3}\n")
     out = tmp_path / "run"
     began = time.perf_counter()
+    secret = "fake/submitter/secret+key"  # the submitter's credentials stay on the submitter
     proc = subprocess.run([sys.executable, "-m", "disentune", "submit", str(work / "tiny.yaml"),
                            "--address", address, "--out", str(out), "--working-dir", str(work), "--follow"],
-                          capture_output=True, text=True, timeout=600, env=env)
+                          capture_output=True, text=True, timeout=600,
+                          env={**env, "AWS_ACCESS_KEY_ID": "AKIAFAKESUBMITTER01", "AWS_SECRET_ACCESS_KEY": secret})
     seconds = time.perf_counter() - began
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     job_id = proc.stdout.splitlines()[0].removeprefix("submitted job ").strip()
@@ -65,6 +67,12 @@ def test_submit_a_tiny_sweep_as_a_job_and_read_its_tables(head, tmp_path, dsprit
     status = subprocess.run([sys.executable, "-m", "disentune", "jobs", "status", job_id, "--address", address],
                             capture_output=True, text=True, timeout=60, env=env)
     assert status.stdout.strip() == "SUCCEEDED"
+    from ray.job_submission import JobSubmissionClient
+
+    info = JobSubmissionClient(address).get_job_info(job_id)
+    shown = proc.stdout + proc.stderr + repr(info) + "".join(
+        f.read_text(errors="replace") for f in out.rglob("*") if f.is_file() and f.suffix in (".json", ".html"))
+    assert secret not in shown and "AKIAFAKESUBMITTER01" not in shown
     print(f"job round trip: {seconds:.1f} s")
 
 

@@ -55,7 +55,11 @@ def keys(client, bucket="runs", prefix=""):
     return sorted(obj["Key"] for page in pages for obj in page.get("Contents", []))
 
 
-def test_sweep_and_report_round_trip_through_s3(s3, dsprites32):
+def _secrets_in(data: bytes) -> list[str]:
+    return [k for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY") if FAKE_KEYS[k].encode() in data]
+
+
+def test_sweep_and_report_round_trip_through_s3(s3, dsprites32, capfd):
     import ray
 
     from disentune.config import experiment_from_dict
@@ -73,11 +77,30 @@ def test_sweep_and_report_round_trip_through_s3(s3, dsprites32):
         "search": {"num_samples": 2, "max_concurrent_trials": 2},
         "space": {"lambda_tc": {"uniform": [0.0, 4.0]}, "batch_size": 32, "latent_dim": 3},
     })
+    # a journal cached by an earlier sweep to the same location must not leak into this study
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    from disentune.sweep import journal_path
+
+    stale = journal_path("s3://runs/sweeps/s3run")
+    stale.parent.mkdir(parents=True, exist_ok=True)
+    old = optuna.create_study(study_name="s3run", directions=["minimize", "maximize"],
+                              storage=JournalStorage(JournalFileBackend(str(stale))))
+    old.add_trial(optuna.trial.create_trial(values=[0.0, 1.0]))  # would dominate every real trial
+
     ray.init("local", num_cpus=2, include_dashboard=False)
     try:
         result = run_sweep(exp, out="s3://runs/sweeps/s3run")
+        session_dir = Path(ray._private.worker._global_node.get_session_dir_path())
     finally:
         ray.shutdown()
+    # no credential in the sweep's own output, nor in any log of the Ray processes that ran it
+    printed = capfd.readouterr()
+    assert _secrets_in((printed.out + printed.err).encode()) == []
+    logs = [f for f in (session_dir / "logs").rglob("*") if f.is_file()]
+    assert logs and {f.name: _secrets_in(f.read_bytes()) for f in logs if _secrets_in(f.read_bytes())} == {}
     assert result.run_uri == "s3://runs/sweeps/s3run"
     stored = keys(s3, prefix="sweeps/s3run/")
     for name in ("trials.parquet", "pareto.parquet", "curves.parquet", "index.html", "experiment.json",
@@ -101,11 +124,9 @@ def test_sweep_and_report_round_trip_through_s3(s3, dsprites32):
     page = s3.get_object(Bucket="runs", Key="sweeps/s3run/index.html")["Body"].read().decode()
     assert page.count("<figcaption>Latent traversal") == len(paths.front) > 0
     assert paths.optuna_front == paths.front
-    # no credential in any output
+    # no credential in any stored output: tables, report, journal, Tune's state and checkpoints
     for key in keys(s3, prefix="sweeps/s3run/"):
-        body = s3.get_object(Bucket="runs", Key=key)["Body"].read()
-        assert FAKE_KEYS["AWS_SECRET_ACCESS_KEY"].encode() not in body
-        assert FAKE_KEYS["AWS_ACCESS_KEY_ID"].encode() not in body
+        assert _secrets_in(s3.get_object(Bucket="runs", Key=key)["Body"].read()) == [], key
 
 
 def _cli(args, env):

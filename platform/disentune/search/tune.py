@@ -118,6 +118,19 @@ def _uri(path: str | None, arrow_fs: Any) -> str | None:
 
 _CURVE_KEYS = ("epoch", "images_seen", "fid", "mig", "train_seconds")
 
+CREDENTIAL_VARIABLES = frozenset({"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+                                  "AWS_SECURITY_TOKEN"})
+
+
+def _keep_credentials_out_of_runtime_envs() -> None:
+    """Tune copies the driver's AWS keys into every trial actor's ``runtime_env``, and Ray's
+    runtime-env agent logs each runtime env in plain text (``runtime_env_agent.log``, which the
+    dashboard shows). Trial processes get credentials the way every other Ray process does: from
+    the environment Ray was started with (locally, the driver's) or the node's instance profile."""
+    from ray.tune.execution import class_cache
+
+    class_cache.ENV_VARS_TO_PROPAGATE = frozenset(class_cache.ENV_VARS_TO_PROPAGATE) - CREDENTIAL_VARIABLES
+
 
 def _history(result: Any) -> tuple[dict, ...]:
     """Per-epoch metrics of one trial (losses, images seen, objectives when evaluated)."""
@@ -196,6 +209,7 @@ def run_trials(exp: Experiment, *, storage: str, extractor_path: Path, use_gpu: 
                 failure_config=tune.FailureConfig(max_failures=retries),
             ),
         )
+    _keep_credentials_out_of_runtime_envs()
     results = tuner.fit()
     outcomes = []
     for result in results:
