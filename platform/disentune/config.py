@@ -491,9 +491,12 @@ def load_experiment(path: str | Path) -> Experiment:
     """Read a search-space YAML file; every problem is one :class:`ConfigError` line."""
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as err:
         raise ConfigError(f"{path}: cannot read search space ({err.strerror or err})") from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not a text file (byte {err.start} is not UTF-8); "
+                          "expected a search-space YAML") from None
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as err:

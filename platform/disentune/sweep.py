@@ -21,7 +21,8 @@ from disentune import __version__
 from disentune.anomaly.runner import AnomalyResult, detect_run
 from disentune.config import Experiment
 from disentune.data.cache import cache_dir
-from disentune.errors import UserError
+from disentune.data.ground_truth import GroundTruthData, training_indices
+from disentune.errors import ConfigError, UserError
 from disentune.evaluate import EvaluationResult, evaluate_run
 from disentune.metrics.factor_net import EXTRACTOR_SEED, ensure_factor_net
 from disentune.parallel import ray_session
@@ -94,6 +95,18 @@ def prepare_output(out: str, *, force: bool, resume: bool = False) -> None:
                 fs.rm(join(path, name), recursive=True)
 
 
+def check_training_data(exp: Experiment, data: GroundTruthData) -> None:
+    """Refuse, before Ray starts, a data section that leaves no training images (``data.exclude``
+    covering the grid) or fewer than one batch of the largest ``batch_size`` searched."""
+    import numpy as np
+
+    available = training_indices(data, exp.data.exclude, exp.data.train_size, np.random.default_rng(0)).size
+    batch = max(exp.param("batch_size").values)
+    if available < batch:
+        raise ConfigError(f"data: {available} training images (after data.exclude and data.train_size) "
+                          f"are fewer than one batch of {batch}")
+
+
 def describe(exp: Experiment) -> dict:
     """The run's config and software versions, as stored in ``experiment.json``."""
     import optuna
@@ -125,6 +138,10 @@ def run_sweep(exp: Experiment, *, out: str | Path, address: str = "local", force
 
     began = time.perf_counter()
     out = normalize(out)
+    # the data is checked before anything at ``out`` is touched: bad input never costs a result
+    data = DATASETS.get(exp.data.dataset)(resolution=exp.data.resolution)
+    data.render()
+    check_training_data(exp, data)
     prepare_output(out, force=force, resume=resume)
     journal = journal_path(out)
     journal.parent.mkdir(parents=True, exist_ok=True)
@@ -134,8 +151,6 @@ def run_sweep(exp: Experiment, *, out: str | Path, address: str = "local", force
         journal.unlink(missing_ok=True)
     if not resume:
         write_bytes(join(out, "experiment.json"), json.dumps(describe(exp), indent=2, default=list).encode())
-    data = DATASETS.get(exp.data.dataset)(resolution=exp.data.resolution)
-    data.render()
     extractor = ensure_factor_net(data, exp.data.dataset, exp.data.resolution, seed=EXTRACTOR_SEED)
 
     with ray_session(address, num_cpus):

@@ -93,3 +93,38 @@ def test_sweep_refuses_an_output_that_is_a_file(tmp_path):
 def test_bad_numbers_on_the_command_line():
     proc = cli("sweep", ROOT / "search_spaces" / "quickstart.yaml", "--samples", "0")
     assert proc.returncode == 2 and "not a positive integer" in proc.stderr
+
+
+def test_bad_input_on_every_command_is_one_line_and_loses_nothing(run, tmp_path, dsprites32):
+    """Each entry point refuses bad input with exit status 2 and one line; every file of the
+    existing run stays byte for byte as it was, and a damaged table is reported, not replaced."""
+    binary = tmp_path / "space.yaml"
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff\xfe")
+    inverted = tmp_path / "inverted.yaml"
+    inverted.write_text("name: x\nspace: {lambda_tc: {uniform: [3, 1]}}\n")
+    excluded = tmp_path / "excluded.yaml"  # even with --force, bad data never removes the old run
+    excluded.write_text("name: x\ndata: {resolution: 32, exclude: [{shape: [square, ellipse, heart]}]}\n")
+    small = tmp_path / "small.yaml"
+    small.write_text("name: x\ndata: {resolution: 32, train_size: 20}\nspace: {batch_size: {choice: [16, 64]}}\n")
+    damaged = tmp_path / "damaged"
+    damaged.mkdir()
+    (damaged / "trials.parquet").write_bytes((run / "trials.parquet").read_bytes()[:2000])
+    cases = [
+        (("sweep", binary, "--out", run), r".*space\.yaml: not a text file \(byte 0 is not UTF-8\)"),
+        (("sweep", inverted, "--out", run), r".*inverted\.yaml: space\.lambda_tc\.uniform: inverted range"),
+        (("sweep", excluded, "--out", run, "--force"), r"data\.exclude leaves no training images"),
+        (("sweep", small, "--out", run, "--force"), r"data: 20 training images .* fewer than one batch of 64"),
+        (("sweep", ROOT / "search_spaces" / "quickstart.yaml", "--out", run, "--resume"),
+         r".*runA: no sweep to resume there"),
+        (("evaluate", run, "--metrics", "mig,nosuch"), r"--metrics: unknown metric 'nosuch'; choose from "),
+        (("evaluate", run), r".*runA: not a disentune run"),
+        (("anomaly", run, "--detectors", "nosuch"), r"--detectors: unknown detector 'nosuch'"),
+        (("anomaly", run, "--benchmarks", "local_defects@7"), r".*local_defects@7"),
+        (("report", "build", damaged), r".*damaged/trials\.parquet: not a readable Parquet file"),
+    ]
+    before = {p: p.read_bytes() for p in [*run.rglob("*"), *damaged.rglob("*")] if p.is_file()}
+    for args, pattern in cases:
+        one_line_error(cli(*args), pattern)
+    after = {p: p.read_bytes() for p in [*run.rglob("*"), *damaged.rglob("*")] if p.is_file()}
+    assert after == before
+    assert read_table(str(run / "trials.parquet")).num_rows == 30

@@ -11,14 +11,18 @@ from hypothesis import strategies as st
 from disentune.config import SEARCHABLE, experiment_from_dict, load_experiment
 from disentune.errors import ConfigError
 
-KEYS = ["name", "seed", "data", "train", "evaluation", "search", "space", "dataset", "resolution",
-        "train_size", "exclude", "epochs", "workers", "cpus_per_worker", "use_gpu", "launcher",
-        "sampler", "num_samples", "max_concurrent_trials", "fid_samples", "mig_samples",
+KEYS = ["name", "seed", "data", "train", "evaluation", "anomaly", "search", "space", "dataset",
+        "resolution", "train_size", "exclude", "epochs", "workers", "cpus_per_worker", "use_gpu",
+        "launcher", "time_limit_s", "sampler", "num_samples", "max_concurrent_trials", "fid_samples",
+        "mig_samples", "suite", "run_suite", "metric_params", "inception_weights", "run", "detectors",
+        "benchmarks", "latent_spaces", "scan_spaces", "scan_statistic", "contamination", "knn_k",
         "uniform", "loguniform", "int", "choice", "shape", "pos_x", *SEARCHABLE, "bogus"]
 
 scalars = st.one_of(
     st.none(), st.booleans(), st.integers(-10**6, 10**6), st.floats(allow_nan=True, allow_infinity=True),
-    st.sampled_from(["tpe", "beta_tcvae", "heart", "auto", "", "x" * 70, "in_trial", "grid"]),
+    st.sampled_from(["tpe", "nsga2", "gp", "beta_tcvae", "nosuch_variant", "heart", "auto", "", "x" * 70,
+                     "in_trial", "grid", "mig", "nosuch_metric", "knn", "nosuch_detector", "creative",
+                     "file:/no/such.npz", "activation:nosuch", "berk_jones", "after_sweep", "../../etc"]),
 )
 values = st.recursive(scalars, lambda inner: st.one_of(
     st.lists(inner, max_size=4), st.dictionaries(st.sampled_from(KEYS), inner, max_size=4)), max_leaves=12)
@@ -65,6 +69,17 @@ def test_ranges_of_every_kind(name, kind, bounds):
 def test_arbitrary_yaml_text(tmp_path_factory, text):
     path = tmp_path_factory.mktemp("yaml") / "space.yaml"
     path.write_text(text)
+    try:
+        load_experiment(path)
+    except ConfigError as err:
+        assert "\n" not in str(err) and str(err).startswith(str(path))
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.binary(max_size=64))
+def test_arbitrary_bytes(tmp_path_factory, data):
+    path = tmp_path_factory.mktemp("bytes") / "space.yaml"
+    path.write_bytes(data)
     try:
         load_experiment(path)
     except ConfigError as err:
