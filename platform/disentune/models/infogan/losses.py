@@ -9,7 +9,8 @@ categorical code: log Q is minus the cross-entropy, H(c) = log(n_cat), so L_I <=
 equality when Q recovers c exactly; continuous codes (uniform on [-1, 1], H = log 2 each): log Q
 is a Gaussian log-density with Q's mean and log-variance (a differential entropy has no such cap).
 
-Generator and Q:   L_G = -E[log D(G(z, c))] - lambda_mi * L_I + lambda_tc * TC(Q's posterior)
+Discriminator and Q (Q shares D's body):   L_DQ = L_D - lambda_mi * L_I
+Generator:   L_G = -E[log D(G(z, c))] - lambda_mi * L_I + lambda_tc * TC(Q's posterior)
 
 where TC(Q's posterior) is the minibatch-weighted-sampling estimate of the total correlation of
 Q's Gaussian posterior over the continuous codes of the generated batch (InfoGAN-TC; 0 when
