@@ -273,7 +273,7 @@ class AnomalyConfig:
 class SearchConfig:
     """The multi-objective search: fid (minimised) against mig (maximised)."""
 
-    sampler: str = _checked("tpe", _one_of("tpe", "nsga2", "gp", "random", "grid"))
+    sampler: str = _checked("gp", _one_of("tpe", "nsga2", "gp", "random", "grid"))
     num_samples: int = _checked(8, _int(1, 100_000))
     # None: as many as the cluster's GPUs (or CPUs, without GPUs) can hold at once
     max_concurrent_trials: int | None = _checked(None, _int(1, 10_000))
