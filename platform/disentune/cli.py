@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from disentune.errors import UserError
+from disentune.errors import Interrupted, UserError
 
 
 def _positive(text: str) -> int:
@@ -234,6 +234,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as err:
         print(f"disentune: error: {err}", file=sys.stderr)
         return 2
+    except Interrupted as err:
+        print(f"disentune: interrupted: {err}; nothing was written to the result tables. "
+              f"Continue with the same command and --resume", file=sys.stderr)
+        return 130
     except KeyboardInterrupt:
         print("disentune: interrupted", file=sys.stderr)
         return 130

@@ -14,3 +14,8 @@ class UserError(ValueError):
 
 class ConfigError(UserError):
     """A search space or experiment config that does not validate."""
+
+
+class Interrupted(Exception):
+    """A sweep stopped (Ctrl-C) before every trial finished: its state is saved for ``--resume``,
+    and no result table was written, so no unfinished trial is ever recorded as failed."""

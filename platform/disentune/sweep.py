@@ -157,12 +157,14 @@ def run_sweep(exp: Experiment, *, out: str | Path, address: str = "local", force
         use_gpu = exp.train.use_gpu
         if use_gpu == "auto":
             use_gpu = ray.cluster_resources().get("GPU", 0) > 0
-        outcomes = run_trials(
-            exp, storage=join(out, "tune"), extractor_path=extractor, use_gpu=bool(use_gpu), journal=journal,
-            cluster=ray.cluster_resources(), resume=resume,
-        )
-        if is_remote(out):
-            write_bytes(join(out, "optuna.journal"), journal.read_bytes())
+        try:
+            outcomes = run_trials(
+                exp, storage=join(out, "tune"), extractor_path=extractor, use_gpu=bool(use_gpu),
+                journal=journal, cluster=ray.cluster_resources(), resume=resume,
+            )
+        finally:  # interrupted too: --resume on another machine continues the same study
+            if is_remote(out) and journal.exists():
+                write_bytes(join(out, "optuna.journal"), journal.read_bytes())
         run_uri = out
         write_table(curves_table(outcomes, exp.name), join(run_uri, "curves.parquet"))
         write_table(trials_table(outcomes, run_id=exp.name, code_version=code_version(),

@@ -110,3 +110,50 @@ def test_a_killed_driver_resumes_without_rerunning_or_duplicating_trials(tmp_pat
     assert (trials["status"] == "ok").all(), trials[["status", "error"]]
     assert sorted(trials["trial_number"]) == [0, 1, 2, 3, 4]
     assert (trials["images_seen"] == 4 * 1024).all()
+    # a trial Optuna handed to the killed driver is closed, and best_trials still match the table
+    assert "Optuna's best_trials agree" in resumed.stdout, resumed.stdout[-2000:]
+    assert not _running_optuna_trials(out / "optuna.journal")
+
+
+def _running_optuna_trials(journal) -> list[int]:
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    storage = JournalStorage(JournalFileBackend(str(journal)))
+    study = optuna.load_study(study_name=optuna.study.get_all_study_names(storage)[0], storage=storage)
+    return [t.number for t in study.get_trials(states=(optuna.trial.TrialState.RUNNING,))]
+
+
+def test_ctrl_c_writes_no_tables_and_the_resumed_sweep_finishes_every_trial(tmp_path, dsprites32):
+    import yaml
+
+    space = tmp_path / "space.yaml"
+    config = tiny("interrupt", samples=3, epochs=4, concurrent=1)
+    config["data"]["train_size"] = 1024
+    space.write_text(yaml.safe_dump(config))
+    out = tmp_path / "run"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    driver = subprocess.Popen([sys.executable, "-m", "disentune", "sweep", str(space), "--out", str(out)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                              start_new_session=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and not list((out / "tune" / "tune").glob("_trial_*/checkpoint_000001")):
+        time.sleep(0.2)
+    os.kill(driver.pid, signal.SIGINT)  # Ctrl-C: the first trial is mid-way, the others not started
+    try:
+        stdout, stderr = driver.communicate(timeout=180)
+    finally:
+        if driver.poll() is None:
+            os.killpg(driver.pid, signal.SIGKILL)
+    assert driver.returncode == 130, stderr[-3000:]
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith("disentune: interrupted: ") and "did not finish" in last and "--resume" in last, last
+    assert not (out / "trials.parquet").exists()  # an unfinished trial is never written down as failed
+    resumed = subprocess.run([sys.executable, "-m", "disentune", "sweep", str(space), "--out", str(out), "--resume"],
+                             capture_output=True, text=True, timeout=600, env=env)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    trials = pq.read_table(out / "trials.parquet").to_pandas()
+    assert sorted(trials["trial_number"]) == [0, 1, 2]
+    assert (trials["status"] == "ok").all(), trials[["status", "error"]]
+    assert (trials["images_seen"] == 4 * 1024).all()

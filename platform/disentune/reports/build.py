@@ -139,6 +139,24 @@ def _optional_table(uri: str) -> pa.Table | None:
     return read_table(uri) if exists(uri) else None
 
 
+def _optuna_front(run_uri: str, trials: pa.Table) -> list[int] | None:
+    """The trial numbers of Optuna's ``best_trials`` (None without a journal), matched to the
+    table's rows by their objective values; -1 marks one the table does not hold."""
+    if not exists(join(run_uri, "optuna.journal")):
+        return None
+    from disentune.search.study import best_trial_values
+
+    rows: dict[tuple[float, float], list[int]] = {}
+    for r in trials.to_pylist():
+        if r["status"] == "ok":
+            rows.setdefault((r["fid"], r["mig"]), []).append(r["trial_number"])
+    found = []
+    for values in best_trial_values(read_bytes(join(run_uri, "optuna.journal"))):
+        numbers = rows.get(tuple(values), [])
+        found.append(numbers.pop(0) if numbers else -1)
+    return sorted(found)
+
+
 def _front_sections(trials: pa.Table, pareto: pa.Table, traversals: bool) -> list[ModelSection]:
     from disentune.reports.traversals import traversal_png
 
@@ -188,11 +206,7 @@ def build_report(run_uri: str, *, title: str | None = None, summary: Sequence[tu
         write_bytes(figure_uris[key], png)
 
     front = sorted(r["trial_number"] for r in pareto.to_pylist() if r["on_front"])
-    optuna_front = None
-    if exists(join(run_uri, "optuna.journal")):
-        from disentune.search.study import best_trial_numbers
-
-        optuna_front = best_trial_numbers(read_bytes(join(run_uri, "optuna.journal")))
+    optuna_front = _optuna_front(run_uri, trials)
     failed = sum(1 for s in trials["status"].to_pylist() if s != "ok")
     lines = [*summary, ("trials", f"{trials.num_rows} ({failed} failed)"),
              ("Pareto front", ", ".join(f"#{n}" for n in front) or "none")]

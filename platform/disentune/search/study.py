@@ -1,4 +1,5 @@
-"""Read back the Optuna study a sweep kept in its journal file (optuna-dashboard opens it too)."""
+"""Read back (and tidy) the Optuna study a sweep keeps in its journal file (optuna-dashboard
+opens it too)."""
 
 from __future__ import annotations
 
@@ -8,16 +9,34 @@ from pathlib import Path
 import optuna
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
+from optuna.trial import TrialState
 
 
-def best_trial_numbers(journal: bytes) -> list[int]:
-    """Numbers of the study's Pareto-optimal trials (Optuna's ``best_trials``)."""
+def _load(path: Path) -> optuna.Study:
+    storage = JournalStorage(JournalFileBackend(str(path)))
+    names = optuna.study.get_all_study_names(storage)
+    if len(names) != 1:
+        raise ValueError(f"expected one study in the journal, found {len(names)}")
+    return optuna.load_study(study_name=names[0], storage=storage)
+
+
+def best_trial_values(journal: bytes) -> list[tuple[float, ...]]:
+    """Objective values of the study's Pareto-optimal trials (Optuna's ``best_trials``).
+
+    Values rather than Optuna's trial numbers: when a driver is killed between Optuna handing out
+    a trial and Tune recording it, the resumed sweep never runs that trial, and every later Optuna
+    number is one ahead of the sweep's own trial number."""
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "optuna.journal"
         path.write_bytes(journal)
-        storage = JournalStorage(JournalFileBackend(str(path)))
-        names = optuna.study.get_all_study_names(storage)
-        if len(names) != 1:
-            raise ValueError(f"expected one study in the journal, found {len(names)}")
-        study = optuna.load_study(study_name=names[0], storage=storage)
-        return sorted(t.number for t in study.best_trials)
+        return sorted(tuple(t.values) for t in _load(path).best_trials)
+
+
+def fail_orphans(journal: Path) -> int:
+    """Mark as failed the trials still RUNNING in a finished sweep's study (handed out by Optuna
+    to a driver that was then killed, never run); returns how many there were."""
+    study = _load(journal)
+    orphans = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    for trial in orphans:
+        study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+    return len(orphans)

@@ -33,8 +33,10 @@ from ray.tune.integration.ray_train import TuneReportCallback
 from ray.tune.search.optuna import OptunaSearch
 
 from disentune.config import Experiment, ParamSpec
+from disentune.errors import Interrupted
 from disentune.parallel import failure_reason
 from disentune.search.outcome import TrialOutcome
+from disentune.search.study import fail_orphans
 from disentune.storage import arrow_filesystem, join
 from disentune.train.launch import make_trainer
 from disentune.train.loop import TrialSpec, run_training
@@ -222,6 +224,12 @@ def run_trials(exp: Experiment, *, storage: str, extractor_path: Path, use_gpu: 
         )
     _keep_credentials_out_of_runtime_envs()
     results = tuner.fit()
+    # Ctrl-C: Tune saves its state and returns; trials still running or never started must be
+    # continued with --resume, not written down as failed
+    unfinished = max(len(results), exp.search.num_samples) - results.num_terminated - results.num_errors
+    if unfinished > 0:
+        raise Interrupted(f"{unfinished} of {exp.search.num_samples} trials did not finish")
+    fail_orphans(journal)
     outcomes = []
     for result in results:
         trial_id = result.metrics.get("trial_id") or Path(result.path).name
