@@ -86,3 +86,25 @@ def test_tiny_sweep_writes_tables_figure_and_page(runs, launcher):
     assert "Optuna best_trials</b>: agrees" in page
     curves = pq.read_table(run / "curves.parquet").to_pandas()
     assert set(curves["epoch"]) == {1, 2} and "loss_total" in set(curves["metric"])
+
+
+def test_a_reused_trial_process_gives_the_same_metrics_as_a_fresh_one(ray_local, tmp_path, dsprites32):
+    """In-trial sweeps reuse the trial's process (no second import of torch and friends); the
+    trials of one config and seed, one after another in that process, must not differ."""
+    exp = experiment_from_dict({
+        "name": "reuse", "seed": 5,
+        "data": {"resolution": 32, "train_size": 256},
+        "train": {"epochs": 1, "launcher": "in_trial"},
+        "evaluation": {"fid_samples": 100, "mig_samples": 300, "run_suite": "never"},
+        "search": {"sampler": "random", "num_samples": 4, "max_concurrent_trials": 1},
+        "space": {"lambda_tc": {"choice": [2.0, 3.0]}, "batch_size": 32, "latent_dim": 3},
+    })
+    result = run_sweep(exp, out=tmp_path / "run")
+    assert [o.status for o in result.outcomes] == ["ok"] * 4
+    assert len({o.metrics["pid"] for o in result.outcomes}) == 1  # one process ran all four
+    first, *later = result.outcomes
+    again = [o for o in later if o.params["lambda_tc"] == first.params["lambda_tc"]]
+    assert again, "the seeded sampler no longer repeats the first config: pick another seed"
+    for o in again:
+        assert (o.metrics["fid"], o.metrics["mig"], o.metrics["loss_total"]) == (
+            first.metrics["fid"], first.metrics["mig"], first.metrics["loss_total"])

@@ -215,6 +215,9 @@ def run_trials(exp: Experiment, *, storage: str, extractor_path: Path, use_gpu: 
                 search_alg=searcher,
                 num_samples=exp.search.num_samples,
                 max_concurrent_trials=max_concurrent(exp, cluster, use_gpu),
+                # an in-trial process keeps its imports (torch's optimiser pulls in torch._dynamo,
+                # seconds) and its warm allocator for the next trial instead of starting afresh
+                reuse_actors=exp.train.in_trial,
             ),
             run_config=tune.RunConfig(
                 name="tune", storage_path=storage_path, storage_filesystem=arrow_fs, verbose=1,
