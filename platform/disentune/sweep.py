@@ -138,6 +138,9 @@ def run_sweep(exp: Experiment, *, out: str | Path, address: str = "local", force
 
     began = time.perf_counter()
     out = normalize(out)
+    if not exp.searched():
+        raise ConfigError("space: every parameter is fixed, so there is nothing to search; give one a "
+                          "range or a choice (to repeat one config, search its seed: {choice: [0, 1, 2]})")
     # the data is checked before anything at ``out`` is touched: bad input never costs a result
     data = DATASETS.get(exp.data.dataset)(resolution=exp.data.resolution)
     data.render()

@@ -103,7 +103,10 @@ def test_bad_input_on_every_command_is_one_line_and_loses_nothing(run, tmp_path,
     inverted = tmp_path / "inverted.yaml"
     inverted.write_text("name: x\nspace: {lambda_tc: {uniform: [3, 1]}}\n")
     excluded = tmp_path / "excluded.yaml"  # even with --force, bad data never removes the old run
-    excluded.write_text("name: x\ndata: {resolution: 32, exclude: [{shape: [square, ellipse, heart]}]}\n")
+    excluded.write_text("name: x\ndata: {resolution: 32, exclude: [{shape: [square, ellipse, heart]}]}\n"
+                        "space: {lambda_tc: {uniform: [0, 4]}}\n")
+    fixed = tmp_path / "fixed.yaml"  # Tune's searcher would fail with a traceback on an empty space
+    fixed.write_text("name: x\ndata: {resolution: 32}\nspace: {lambda_tc: 2.0}\n")
     small = tmp_path / "small.yaml"
     small.write_text("name: x\ndata: {resolution: 32, train_size: 20}\nspace: {batch_size: {choice: [16, 64]}}\n")
     damaged = tmp_path / "damaged"
@@ -114,6 +117,7 @@ def test_bad_input_on_every_command_is_one_line_and_loses_nothing(run, tmp_path,
         (("sweep", inverted, "--out", run), r".*inverted\.yaml: space\.lambda_tc\.uniform: inverted range"),
         (("sweep", excluded, "--out", run, "--force"), r"data\.exclude leaves no training images"),
         (("sweep", small, "--out", run, "--force"), r"data: 20 training images .* fewer than one batch of 64"),
+        (("sweep", fixed, "--out", run, "--force"), r"space: every parameter is fixed, so there is nothing to search"),
         (("sweep", ROOT / "search_spaces" / "quickstart.yaml", "--out", run, "--resume"),
          r".*runA: no sweep to resume there"),
         (("evaluate", run, "--metrics", "mig,nosuch"), r"--metrics: unknown metric 'nosuch'; choose from "),
