@@ -10,6 +10,7 @@ is interrupted.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import sys
 import time
@@ -26,6 +27,21 @@ def failure_reason(error: BaseException) -> str:
         if hits:
             return hits[-1][:500]
     return (lines[-1] if lines else type(error).__name__)[:500]
+
+
+def with_threads(fn: Callable[[J], Any], threads: int) -> Callable[[J], Any]:
+    """``fn`` that first sets torch's intra-op threads to ``threads``: Ray reuses a worker
+    process for tasks of different sizes, and torch reads ``OMP_NUM_THREADS`` only once, so a
+    1-CPU task would otherwise keep the threads of the 4-CPU task before it (or the reverse)."""
+
+    @functools.wraps(fn)
+    def call(job: J) -> Any:
+        import torch
+
+        torch.set_num_threads(threads)
+        return fn(job)
+
+    return call
 
 
 @contextlib.contextmanager
@@ -65,7 +81,7 @@ def run_tasks(fn: Callable[[J], Any], jobs: Sequence[J], *, num_cpus: float, num
         if use_gpu == "auto":
             use_gpu = ray.cluster_resources().get("GPU", 0) > 0
         num_gpus = num_gpus if use_gpu else 0
-        task = ray.remote(fn).options(num_cpus=num_cpus, num_gpus=num_gpus, max_retries=1,
+        task = ray.remote(with_threads(fn, max(1, int(num_cpus)))).options(num_cpus=num_cpus, num_gpus=num_gpus, max_retries=1,
                                       retry_exceptions=False)
         pending = {task.remote(job): job for job in jobs}
         done: list[J] = []
