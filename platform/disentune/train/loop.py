@@ -2,8 +2,8 @@
 
 Data parallelism: every epoch draws one global permutation from the trial seed; each global batch
 of ``batch_size`` images is split evenly over the ranks, so W workers see exactly the images one
-worker would, and DDP averages their gradients. Images stay on the worker's device as uint8 and
-are converted per batch. After every epoch rank 0 writes a checkpoint and every rank reports; at
+worker would, and DDP averages their gradients. A small training set stays on the worker's device
+as uint8; a large one is decoded batch by batch from the dataset's shared cache (train/batches.py). After every epoch rank 0 writes a checkpoint and every rank reports; at
 the last epoch (and every ``eval_every`` epochs) rank 0 also computes the search objectives.
 
 Three conditions stop a trial early, each with a last report whose ``stopped`` says why (the
@@ -45,6 +45,7 @@ from disentune.metrics.factor_net import load_extractor
 from disentune.metrics.objectives import search_objectives
 from disentune.models.base import Hyper
 from disentune.registry import DATASETS, MODELS
+from disentune.train.batches import TrainingImages
 from disentune.train.checkpoint import load_state, save_checkpoint
 from disentune.train.session import RayTrainSession, Session
 
@@ -107,7 +108,7 @@ def run_training(spec: TrialSpec, session: Session) -> None:
 
     data = DATASETS.get(exp.data.dataset)(resolution=exp.data.resolution)
     index = training_indices(data, exp.data.exclude, exp.data.train_size, np.random.default_rng(p["seed"]))
-    images = torch.from_numpy(data.images_at(index, dtype=np.uint8)).to(device)
+    images = TrainingImages(data, index, device)
     batch, per_rank = p["batch_size"], p["batch_size"] // world
     batches = len(index) // batch
     if batches == 0:
@@ -147,7 +148,7 @@ def run_training(spec: TrialSpec, session: Session) -> None:
         began = time.perf_counter()
         model.train()
         shuffle = torch.Generator().manual_seed(_epoch_seed(p["seed"], epoch))
-        order = torch.randperm(len(index), generator=shuffle).to(device)
+        order = torch.randperm(len(index), generator=shuffle)
         noise.manual_seed(_epoch_seed(p["seed"] + 1 + rank, epoch))
         sums: dict[str, float] = defaultdict(float)
         stopped = None
@@ -158,7 +159,7 @@ def run_training(spec: TrialSpec, session: Session) -> None:
             where = f"epoch {epoch + 1}, batch {b + 1}"
             try:
                 with precision:
-                    terms = step(images[order[lo : lo + per_rank]].float(), noise)
+                    terms = step(images.batch(order[lo : lo + per_rank]), noise)
             except RuntimeError as err:  # torch.OutOfMemoryError is one
                 if world > 1 or not _out_of_memory(err):
                     raise
