@@ -154,15 +154,24 @@ def _history(result: Any) -> tuple[dict, ...]:
     return tuple(frame[keep].to_dict("records"))
 
 
+def trial_resources(exp: Experiment, use_gpu: bool) -> dict[str, float]:
+    """What the trial process itself reserves: an in-trial worker's CPUs and (fraction of a) GPU;
+    a Ray Train trial almost nothing, since its worker group reserves the real resources."""
+    if exp.train.in_trial:
+        return {"cpu": exp.train.cpus_per_worker, "gpu": exp.train.gpus_per_worker if use_gpu else 0}
+    return {"cpu": 0.001}
+
+
 def max_concurrent(exp: Experiment, cluster: dict[str, float], use_gpu: bool) -> int:
-    """``search.max_concurrent_trials``, or as many trials as the cluster's GPUs (with GPUs) or
-    CPUs can hold at once."""
+    """``search.max_concurrent_trials``, or as many trials as the cluster's CPUs and, with GPUs,
+    its GPUs hold at once: ``gpus_per_worker: 0.25`` packs four one-worker trials per GPU."""
     if exp.search.max_concurrent_trials is not None:
         return exp.search.max_concurrent_trials
     t = exp.train
+    fits = cluster.get("CPU", 1) // (t.cpus_per_worker * t.workers)
     if use_gpu:
-        return max(1, int(cluster.get("GPU", 0) // (t.gpus_per_worker * t.workers)))
-    return max(1, int(cluster.get("CPU", 1) // (t.cpus_per_worker * t.workers)))
+        fits = min(fits, cluster.get("GPU", 0) // (t.gpus_per_worker * t.workers))
+    return max(1, int(fits))
 
 
 def _number(result: Any, fallback: int) -> int:
@@ -184,16 +193,12 @@ def run_trials(exp: Experiment, *, storage: str, extractor_path: Path, use_gpu: 
     params = exp.params()
     searched = {n: _domain(p) for n, p in params.items() if not p.fixed}
     fixed = {n: p.values[0] for n, p in params.items() if p.fixed}
-    if exp.train.in_trial:  # the trial process is the worker
-        resources = {"cpu": exp.train.cpus_per_worker, "gpu": exp.train.gpus_per_worker if use_gpu else 0}
-    else:  # the trial process only waits for its TorchTrainer
-        resources = {"cpu": 0.001}
     trainable = tune.with_resources(
         tune.with_parameters(
             _trial, experiment=exp, fixed=fixed, extractor_path=str(extractor_path),
             storage=(join(storage_path, "train"), arrow_fs), use_gpu=use_gpu,
         ),
-        resources,
+        trial_resources(exp, use_gpu),
     )
     experiment_path = join(storage, "tune")
     if resume and tune.Tuner.can_restore(experiment_path, storage_filesystem=arrow_fs):
