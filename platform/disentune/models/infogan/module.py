@@ -24,12 +24,13 @@ FEATURES = 256
 
 
 class FlatGenerator(nn.Module):
-    """DCGAN-style: ``(noise, codes)`` concatenated, then the shared conv decoder -> logits."""
+    """DCGAN-style: ``(noise, codes)`` concatenated, then the shared conv decoder with batch
+    normalisation -> logits."""
 
     def __init__(self, image_shape: tuple[int, int, int], code_dim: int, noise_dim: int) -> None:
         super().__init__()
         channels, resolution, _ = image_shape
-        self.decoder = ConvDecoder(noise_dim + code_dim, channels, resolution)
+        self.decoder = ConvDecoder(noise_dim + code_dim, channels, resolution, batch_norm=True)
 
     def forward(self, noise: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
         return self.decoder(torch.cat([noise, codes], dim=1))
