@@ -21,6 +21,7 @@ choice; the grid in random order, ``num_samples`` points of it).
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import re
 import time
@@ -129,8 +130,6 @@ def _uri(path: str | None, arrow_fs: Any) -> str | None:
     return f"s3://{path}"
 
 
-_CURVE_KEYS = ("epoch", "images_seen", "fid", "mig", "train_seconds")
-
 CREDENTIAL_VARIABLES = frozenset({"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
                                   "AWS_SECURITY_TOKEN"})
 
@@ -146,12 +145,10 @@ def _keep_credentials_out_of_runtime_envs() -> None:
 
 
 def _history(result: Any) -> tuple[dict, ...]:
-    """Per-epoch metrics of one trial (losses, images seen, objectives when evaluated)."""
-    frame = result.metrics_dataframe
-    if frame is None or "epoch" not in frame:
-        return ()
-    keep = [c for c in frame.columns if c.startswith("loss_") or c in _CURVE_KEYS]
-    return tuple(frame[keep].to_dict("records"))
+    """Per-epoch metrics of one trial (losses, images seen, objectives when evaluated): the
+    history its last report carries, or (a trial that never reported) none."""
+    last = (result.metrics or {}).get("history")
+    return tuple(json.loads(last)) if isinstance(last, str) else ()
 
 
 def trial_resources(exp: Experiment, use_gpu: bool) -> dict[str, float]:
@@ -241,7 +238,7 @@ def run_trials(exp: Experiment, *, storage: str, extractor_path: Path, use_gpu: 
     outcomes = []
     for result in results:
         trial_id = result.metrics.get("trial_id") or Path(result.path).name
-        metrics = {k: v for k, v in result.metrics.items() if not isinstance(v, dict)}
+        metrics = {k: v for k, v in result.metrics.items() if not isinstance(v, dict) and k != "history"}
         ok = result.error is None and not metrics.get("stopped") and all(
             isinstance(metrics.get(o), float) and math.isfinite(metrics[o]) for o in OBJECTIVES
         )

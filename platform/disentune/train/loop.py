@@ -14,6 +14,11 @@ once; with several, each rank keeps stepping to the end of the epoch so collecti
 and the ranks agree there (out of memory with several workers raises instead: the worker group
 fails and Ray Train reports it).
 
+Every report carries the trial's whole per-epoch history (``history``: JSON of losses, images
+seen, objectives when evaluated), which the checkpoint carries too: the curves table is built from
+the trial's last report, so an epoch whose report Tune never logged (its process killed between
+reporting and Tune recording it) or logged twice (re-run after a restore) appears exactly once.
+
 The crash drill (``train.drill: worker_exit``, for testing fault handling) makes the last
 rank's process exit halfway through the epoch after ``drill_epoch``, once per trial (a marker
 file in the cache remembers it), so the restarted run resumes from the latest registered
@@ -25,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
+import json
 import math
 import os
 import re
@@ -48,6 +54,10 @@ from disentune.registry import DATASETS, MODELS
 from disentune.train.batches import TrainingImages
 from disentune.train.checkpoint import load_state, save_checkpoint
 from disentune.train.session import RayTrainSession, Session
+
+
+# what one epoch's entry of the history keeps besides the ``loss_*`` terms
+CURVE_KEYS = ("epoch", "images_seen", "fid", "mig", "train_seconds")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -129,6 +139,7 @@ def run_training(spec: TrialSpec, session: Session) -> None:
     noise = torch.Generator(device=device)  # reparameterisation noise, re-seeded every epoch
 
     start_epoch, images_seen, train_seconds, eval_seconds = 0, 0, 0.0, 0.0
+    history: list[dict[str, float]] = []
     with session.resume_dir() as resume:
         if resume is not None:
             state = load_state(resume, device)
@@ -136,6 +147,7 @@ def run_training(spec: TrialSpec, session: Session) -> None:
             step.load_state_dict(state["step"])
             start_epoch, images_seen = state["epoch"], state["images_seen"]
             train_seconds, eval_seconds = state["train_seconds"], state["eval_seconds"]
+            history = list(state.get("history", []))
 
     extractor = load_extractor(spec.extractor_path, device) if rank == 0 else None
     meta = {
@@ -183,7 +195,7 @@ def run_training(spec: TrialSpec, session: Session) -> None:
                 "epoch": epoch + 1, "images_seen": images_seen, "fid": math.nan, "mig": math.nan,
                 "stopped": stopped or "stopped by another worker of the trial",
                 "train_seconds": train_seconds, "eval_seconds": eval_seconds,
-                "startup_seconds": loop_started - spec.started_at,
+                "startup_seconds": loop_started - spec.started_at, "history": json.dumps(history),
             }, None)
             return
 
@@ -201,6 +213,9 @@ def run_training(spec: TrialSpec, session: Session) -> None:
             )
             eval_seconds += time.perf_counter() - began
         metrics.update(train_seconds=train_seconds, eval_seconds=eval_seconds)
+        history.append({k: v for k, v in metrics.items()
+                        if (k.startswith("loss_") or k in CURVE_KEYS) and isinstance(v, (int, float))})
+        metrics["history"] = json.dumps(history)
 
         with tempfile.TemporaryDirectory() as tmp:
             checkpoint_dir = None
@@ -210,7 +225,7 @@ def run_training(spec: TrialSpec, session: Session) -> None:
                     "model": model.state_dict(), "step": step.state_dict(),
                     "epoch": epoch + 1,
                     "images_seen": images_seen, "train_seconds": train_seconds,
-                    "eval_seconds": eval_seconds, "meta": meta,
+                    "eval_seconds": eval_seconds, "history": history, "meta": meta,
                 })
             session.report(metrics, checkpoint_dir)
 

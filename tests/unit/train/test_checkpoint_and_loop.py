@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -49,6 +51,13 @@ def test_resume_from_a_checkpoint_gives_the_same_model(spec, tmp_path):
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
     assert resumed.reports[-1][0]["fid"] == straight.reports[-1][0]["fid"]
+    # the resumed run's last report carries the whole history, the epoch before the restore too
+    history = json.loads(resumed.reports[-1][0]["history"])
+    untimed = [[{k: v for k, v in h.items() if k != "train_seconds"} for h in json.loads(r.reports[-1][0]["history"])]
+               for r in (straight, resumed)]
+    assert untimed[0] == untimed[1]
+    assert [h["epoch"] for h in history] == [1, 2] and np.isfinite(history[-1]["mig"])
+    assert all(h["loss_total"] > 0 for h in history)
 
 
 @pytest.mark.filterwarnings("ignore:Detected pickle protocol")
