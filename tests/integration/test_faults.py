@@ -76,17 +76,25 @@ def test_trials_over_their_time_limit_fail_with_the_reason_and_the_sweep_finishe
     assert "time limit: train.time_limit_s" in page and "2 (2 failed)" in page
 
 
-def test_a_killed_driver_resumes_without_rerunning_or_duplicating_trials(tmp_path, dsprites32):
+def start_driver(tmp_path, name: str, samples: int, **popen):
+    """``disentune sweep`` of ``samples`` one-at-a-time trials (4 epochs x 1,024 images) in its own
+    session; returns the space file, the run folder, the environment and the driver process."""
     import yaml
 
     space = tmp_path / "space.yaml"
-    config = tiny("resume", samples=5, epochs=4, concurrent=1)
+    config = tiny(name, samples=samples, epochs=4, concurrent=1)
     config["data"]["train_size"] = 1024
     space.write_text(yaml.safe_dump(config))
     out = tmp_path / "run"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     driver = subprocess.Popen([sys.executable, "-m", "disentune", "sweep", str(space), "--out", str(out)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True)
+                              env=env, start_new_session=True, **popen)
+    return space, out, env, driver
+
+
+def test_a_killed_driver_resumes_without_rerunning_or_duplicating_trials(tmp_path, dsprites32):
+    space, out, env, driver = start_driver(tmp_path, "resume", 5, stdout=subprocess.DEVNULL,
+                                           stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
     try:
         while time.time() < deadline:  # wait until one trial has its last (4th) checkpoint
@@ -126,17 +134,8 @@ def _running_optuna_trials(journal) -> list[int]:
 
 
 def test_ctrl_c_writes_no_tables_and_the_resumed_sweep_finishes_every_trial(tmp_path, dsprites32):
-    import yaml
-
-    space = tmp_path / "space.yaml"
-    config = tiny("interrupt", samples=3, epochs=4, concurrent=1)
-    config["data"]["train_size"] = 1024
-    space.write_text(yaml.safe_dump(config))
-    out = tmp_path / "run"
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    driver = subprocess.Popen([sys.executable, "-m", "disentune", "sweep", str(space), "--out", str(out)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                              start_new_session=True)
+    space, out, env, driver = start_driver(tmp_path, "interrupt", 3, stdout=subprocess.PIPE,
+                                           stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 300
     while time.time() < deadline and not list((out / "tune" / "tune").glob("_trial_*/checkpoint_000001")):
         time.sleep(0.2)
