@@ -22,6 +22,16 @@ SMALL_METRICS = {
 }
 
 
+@pytest.fixture(scope="module")
+def ray_local():
+    """A private local Ray instance for one test module (never a stray cluster's address)."""
+    import ray
+
+    ray.init("local", num_cpus=2, include_dashboard=False)
+    yield
+    ray.shutdown()
+
+
 @pytest.fixture(scope="session")
 def finished_run(tmp_path_factory, dsprites32) -> Path:
     """Two one-epoch trials (a VAE and a GAN) trained without hearts, evaluators left for later.

@@ -29,15 +29,6 @@ def tiny(name, *, samples=2, epochs=2, launcher="auto", drill="none", seed=3, co
     }
 
 
-@pytest.fixture(scope="module")
-def ray_local():
-    import ray
-
-    ray.init("local", num_cpus=2, include_dashboard=False)
-    yield
-    ray.shutdown()
-
-
 @pytest.mark.parametrize("launcher", ["in_trial", "ray_train"])
 def test_a_worker_that_exits_mid_trial_resumes_from_its_checkpoint(ray_local, tmp_path, launcher, dsprites32):
     result = run_sweep(experiment_from_dict(tiny("drill", samples=1, epochs=3, launcher=launcher,

@@ -9,15 +9,6 @@ from disentune.parallel import run_tasks
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def ray_local():
-    import ray
-
-    ray.init("local", num_cpus=2, include_dashboard=False)
-    yield
-    ray.shutdown()
-
-
 def _record_threads(path: str) -> None:
     import os
 

@@ -12,15 +12,6 @@ from disentune.sweep import run_sweep
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def ray_local():
-    import ray
-
-    ray.init("local", num_cpus=2, include_dashboard=False)
-    yield
-    ray.shutdown()
-
-
 def tiny(launcher: str):
     return experiment_from_dict({
         "name": "tiny", "seed": 7,

@@ -38,5 +38,5 @@ def fail_orphans(journal: Path) -> int:
     study = _load(journal)
     orphans = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
     for trial in orphans:
-        study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+        study.tell(trial.number, state=TrialState.FAIL)
     return len(orphans)
