@@ -81,8 +81,8 @@ def run_tasks(fn: Callable[[J], Any], jobs: Sequence[J], *, num_cpus: float, num
         if use_gpu == "auto":
             use_gpu = ray.cluster_resources().get("GPU", 0) > 0
         num_gpus = num_gpus if use_gpu else 0
-        task = ray.remote(with_threads(fn, max(1, int(num_cpus)))).options(num_cpus=num_cpus, num_gpus=num_gpus, max_retries=1,
-                                      retry_exceptions=False)
+        task = ray.remote(with_threads(fn, max(1, int(num_cpus)))).options(
+            num_cpus=num_cpus, num_gpus=num_gpus, max_retries=1, retry_exceptions=False)
         pending = {task.remote(job): job for job in jobs}
         done: list[J] = []
         failed: list[tuple[J, str]] = []

@@ -3,8 +3,8 @@
 Data parallelism: every epoch draws one global permutation from the trial seed; each global batch
 of ``batch_size`` images is split evenly over the ranks, so W workers see exactly the images one
 worker would, and DDP averages their gradients. A small training set stays on the worker's device
-as uint8; a large one is decoded batch by batch from the dataset's shared cache (train/batches.py). After every epoch rank 0 writes a checkpoint and every rank reports; at
-the last epoch (and every ``eval_every`` epochs) rank 0 also computes the search objectives.
+as uint8; a large one is decoded batch by batch from the dataset's shared cache (train/batches.py).
+After every epoch rank 0 writes a checkpoint and every rank reports; at the last epoch (and every ``eval_every`` epochs) rank 0 also computes the search objectives.
 
 Three conditions stop a trial early, each with a last report whose ``stopped`` says why (the
 trial then counts as failed with that reason and is not retried, since each would recur): a
