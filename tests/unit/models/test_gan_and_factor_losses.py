@@ -7,6 +7,7 @@ from disentune.models.factor_vae.losses import discriminator_loss, factor_vae_lo
 from disentune.models.factor_vae.module import TCDiscriminator
 from disentune.models.info_stylegan.module import StyleGenerator
 from disentune.models.infogan.losses import generator_loss, info_lower_bound
+from disentune.models.infogan.module import InfoGAN
 from disentune.models.vae import bernoulli_nll, gaussian_kl
 
 
@@ -25,6 +26,22 @@ def test_info_lower_bound_is_at_most_the_code_entropy_and_reached_by_the_true_co
     far = info_lower_bound(exact, torch.zeros_like(cont), logvar, cat, cont)["mi_cont"]
     near = info_lower_bound(exact, cont + 0.01, logvar - 4, cat, cont)["mi_cont"]
     assert near > far
+
+
+
+def test_q_has_unit_variance_and_loads_checkpoints_that_had_a_learned_one():
+    torch.manual_seed(0)
+    model = InfoGAN((1, 32, 32), latent_dim=4).eval()
+    x = torch.rand(8, 1, 32, 32)
+    _, _, q_mu, q_logvar = model.discriminator(x)
+    assert torch.equal(q_logvar, torch.zeros_like(q_mu))
+    # a checkpoint written before the unit variance: the head also had 4 log-variance rows
+    state = model.state_dict()
+    for name, extra in (("weight", torch.randn(4, 256)), ("bias", torch.randn(4))):
+        state[f"discriminator.q_head.{name}"] = torch.cat([state[f"discriminator.q_head.{name}"], extra])
+    restored = InfoGAN((1, 32, 32), latent_dim=4).eval()
+    restored.load_state_dict(state)
+    assert torch.equal(restored.encode(x), model.encode(x))
 
 
 def _train_tc_discriminator(z, steps=300, seed=0):

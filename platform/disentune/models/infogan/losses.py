@@ -7,7 +7,8 @@ Variational MI lower bound (their eq. 4), per code, with Q's posterior on genera
 
 categorical code: log Q is minus the cross-entropy, H(c) = log(n_cat), so L_I <= H(c), with
 equality when Q recovers c exactly; continuous codes (uniform on [-1, 1], H = log 2 each): log Q
-is a Gaussian log-density with Q's mean and log-variance (a differential entropy has no such cap).
+is a Gaussian log-density with Q's mean and log-variance (the module fixes the variance at 1, so
+per code L_I = log 2 - log(2 pi) / 2 - (c - mu)^2 / 2, a bounded squared error).
 
 Discriminator and Q (Q shares D's body):   L_DQ = L_D - lambda_mi * L_I
 Generator:   L_G = -E[log D(G(z, c))] - lambda_mi * L_I + lambda_tc * TC(Q's posterior)

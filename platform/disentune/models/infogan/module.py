@@ -6,6 +6,12 @@ Shapes: images ``(n, C, R, R)`` in [0, 1]; codes ``(n, latent_dim + n_cat)`` ord
 then one-hot categorical. The representation of a real image (for MIG and the detectors) is Q's
 mean of the continuous codes and its categorical probabilities: ``encode(x) -> (n, latent_dim + n_cat)``.
 
+Q's posterior over a continuous code is a unit-variance Gaussian around Q's mean, as in Chen et
+al.'s reference code (``fix_std``), so its part of L_I is a bounded squared error. A learned
+variance lets Q shrink it until the continuous term outweighs the adversarial and categorical
+ones (5.5 nats at lambda_mi = 1): the categorical code went unused and FID stayed 2-3x worse at the
+same budget (bench/README.md, InfoGAN).
+
 The generator is pluggable: the flat conv generator here, or the style-based multiscale one of
 :mod:`disentune.models.info_stylegan`; both map ``(noise, codes)`` to image logits.
 """
@@ -45,14 +51,22 @@ class InfoDiscriminator(nn.Module):
         self.latent_dim, self.n_cat = latent_dim, n_cat
         self.body = nn.Sequential(ConvEncoder(channels, resolution, FEATURES, leaky=True), nn.LeakyReLU(0.2))
         self.d_head = nn.Linear(FEATURES, 1)
-        self.q_head = nn.Linear(FEATURES, n_cat + 2 * latent_dim)
+        self.q_head = nn.Linear(FEATURES, n_cat + latent_dim)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``(d_logit (n,), q_cat_logits (n, n_cat), q_mu (n, k), q_logvar (n, k))``."""
+        """``(d_logit (n,), q_cat_logits (n, n_cat), q_mu (n, k), q_logvar (n, k))``; the
+        log-variance is 0 (unit variance, see the module docstring)."""
         h = self.body(x)
-        q = self.q_head(h)
-        q_cat, q_mu, q_logvar = q.split([self.n_cat, self.latent_dim, self.latent_dim], dim=1)
-        return self.d_head(h).squeeze(1), q_cat, q_mu, q_logvar.clamp(-6.0, 2.0)
+        q_cat, q_mu = self.q_head(h).split([self.n_cat, self.latent_dim], dim=1)
+        return self.d_head(h).squeeze(1), q_cat, q_mu, torch.zeros_like(q_mu)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        # checkpoints from before the unit variance also have log-variance rows after the means
+        rows = self.n_cat + self.latent_dim
+        for name in ("q_head.weight", "q_head.bias"):
+            if prefix + name in state_dict and state_dict[prefix + name].shape[0] > rows:
+                state_dict[prefix + name] = state_dict[prefix + name][:rows]
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
 
 class InfoGAN(nn.Module):
