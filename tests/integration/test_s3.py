@@ -173,3 +173,46 @@ def test_parallel_part_writers_on_s3_lose_no_rows(s3):
     table = read_dataset("s3://runs/parts/anomaly_metrics.parquet", schema.ANOMALY_METRICS)
     assert table.num_rows == 36 and sorted(set(table["seed"].to_pylist())) == list(range(12))
     assert len(keys(s3, prefix="parts/anomaly_metrics.parquet/")) == 12
+
+
+def test_a_killed_driver_of_an_s3_run_continues_with_resume(s3, tmp_path, dsprites32):
+    """The README's promise on S3: SIGKILL the driver after two checkpoints; the same command is
+    refused without --resume and finishes with it, every trial once, each at its full budget."""
+    import signal
+
+    import yaml
+
+    from disentune.reports.storage import read_table
+
+    space = tmp_path / "space.yaml"
+    space.write_text(yaml.safe_dump({
+        "name": "s3resume", "seed": 3, "data": {"resolution": 32, "train_size": 1024},
+        "train": {"epochs": 4}, "evaluation": {"fid_samples": 64, "mig_samples": 300, "run_suite": "never"},
+        "search": {"num_samples": 3, "max_concurrent_trials": 1},
+        "space": {"lambda_tc": {"uniform": [0.0, 4.0]}, "batch_size": 32, "latent_dim": 3},
+    }))
+    out = "s3://runs/resumed"
+    command = [sys.executable, "-m", "disentune", "sweep", str(space), "--out", out]
+    driver = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 300
+    try:
+        while time.time() < deadline:
+            checkpoints = [k for k in keys(s3, prefix="resumed/tune/") if k.endswith("/state.pt")]
+            if len(checkpoints) >= 2:
+                break
+            time.sleep(0.5)
+        assert len(checkpoints) >= 2, "no two checkpoints before the deadline"
+    finally:
+        os.killpg(driver.pid, signal.SIGKILL)  # the driver and the Ray instance it started
+        driver.wait(timeout=60)
+    assert "resumed/trials.parquet" not in keys(s3, prefix="resumed/")
+    refused = _cli(["sweep", str(space), "--out", out], {})
+    assert refused.returncode == 2 and "--resume" in refused.stderr, refused.stderr
+    resumed = subprocess.run([*command, "--resume"], capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    trials = read_table(f"{out}/trials.parquet").to_pandas()
+    assert sorted(trials["trial_number"]) == [0, 1, 2] and trials["trial_id"].is_unique
+    assert (trials["status"] == "ok").all(), trials[["status", "error"]]
+    assert (trials["images_seen"] == 4 * 1024).all()
+    assert trials["checkpoint_uri"].str.startswith(f"{out}/tune/").all()
+    assert "Optuna's best_trials agree" in resumed.stdout, resumed.stdout[-2000:]

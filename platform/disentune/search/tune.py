@@ -197,7 +197,8 @@ def run_trials(exp: Experiment, *, storage: str, extractor_path: Path, use_gpu: 
         ),
         trial_resources(exp, use_gpu),
     )
-    experiment_path = join(storage, "tune")
+    # with a pyarrow filesystem, Ray wants paths inside it (``bucket/prefix``), never the URI
+    experiment_path = join(storage_path, "tune")
     if resume and tune.Tuner.can_restore(experiment_path, storage_filesystem=arrow_fs):
         # finished trials keep their results; unfinished and crashed ones continue from their
         # last checkpoint; the searcher (and its Optuna study) is restored with the experiment
