@@ -40,7 +40,7 @@ import numpy as np
 import optuna
 
 from disentune.config import experiment_from_dict
-from disentune.search.pareto import hypervolume_2d
+from disentune.pareto import hypervolume
 from disentune.search.tune import make_sampler
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -75,7 +75,7 @@ def reference_and_true_hv(f) -> tuple[np.ndarray, float]:
     g = np.linspace(0, 1, 801)
     pts = np.array([f(a, b) for a in g for b in g])
     ref = pts.max(axis=0) + 0.1 * (pts.max(axis=0) - pts.min(axis=0))
-    return ref, hypervolume_2d(pts, ref)
+    return ref, hypervolume(pts, ref)
 
 
 def run(sampler_name: str, f, trials: int, seed: int, batch: int = 1) -> tuple[list, float]:
@@ -114,13 +114,13 @@ def run_tune_random(f, trials: int, seed: int) -> tuple[list, float]:
 
 def hv_curve(points: list[tuple[float, float]], ref: np.ndarray, true_hv: float) -> np.ndarray:
     pts = np.array(points)
-    return np.array([hypervolume_2d(pts[: k + 1], ref) / true_hv for k in range(len(pts))])
+    return np.array([hypervolume(pts[: k + 1], ref) / true_hv for k in range(len(pts))])
 
 
 def grid_trials_to(f, ref, true_hv, target=0.95) -> int:
     for k in range(2, 60):
         g = np.linspace(0, 1, k)
-        if hypervolume_2d(np.array([f(a, b) for a in g for b in g]), ref) / true_hv >= target:
+        if hypervolume(np.array([f(a, b) for a in g for b in g]), ref) / true_hv >= target:
             return k * k
     return 10**9
 

@@ -15,6 +15,7 @@ from typing import Any, Sequence
 import numpy as np
 import pyarrow as pa
 
+from disentune.pareto import analyse
 from disentune.reports import schema
 from disentune.reports.html import ModelSection, render_index
 from disentune.reports.plots import (
@@ -32,7 +33,6 @@ from disentune.reports.plots import (
 )
 from disentune.reports.storage import read_dataset, read_table, write_table
 from disentune.search.outcome import TrialOutcome
-from disentune.search.pareto import analyse
 from disentune.storage import exists, join, read_bytes, write_bytes
 
 OBJECTIVES, DIRECTIONS = ("fid", "mig"), ("min", "max")

@@ -12,10 +12,10 @@ import html
 import numpy as np
 
 from disentune.errors import UserError
+from disentune.pareto import analyse, default_reference, to_minimization
 from disentune.reports.html import table_html
 from disentune.reports.plots import ParetoPlotData, draw_pareto, trial_label
 from disentune.reports.storage import read_table
-from disentune.search.pareto import analyse, default_reference, to_minimization
 from disentune.storage import join, write_bytes
 
 DIRECTIONS = ("min", "max")

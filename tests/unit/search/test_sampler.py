@@ -7,7 +7,7 @@ import optuna
 import pytest
 
 from disentune.config import SearchConfig, experiment_from_dict
-from disentune.search.pareto import hypervolume_2d
+from disentune.pareto import hypervolume
 from disentune.search.tune import make_sampler
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -84,10 +84,10 @@ def test_beats_random_search_on_the_tradeoff_at_twelve_trials(name):
     grid = np.linspace(0, 1, 101)
     everything = np.array([tradeoff(a, b) for a in grid for b in grid])
     ref = everything.max(axis=0) + 0.1 * np.ptp(everything, axis=0)
-    best = hypervolume_2d(everything, ref)
+    best = hypervolume(everything, ref)
 
     def median_hv(sampler: str) -> float:
-        return float(np.median([hypervolume_2d(np.array(optimise(sampler, s, 12)[1]), ref) / best
+        return float(np.median([hypervolume(np.array(optimise(sampler, s, 12)[1]), ref) / best
                                 for s in range(3)]))
 
     assert median_hv(name) > median_hv("random") + 0.02
