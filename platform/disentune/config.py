@@ -122,6 +122,9 @@ class TrainConfig:
     max_failures: int = _checked(2, _int(0, 100))
     # a trial whose training and evaluation pass this many seconds stops and counts as failed
     time_limit_s: float | None = _checked(None, _float(0.0, 1e9, open_low=True))  # None: no limit
+    # longest wait for a trial's workers to be placed (a cluster waiting on its autoscaler);
+    # a Ray Train worker group waits this long per attempt, for at most 1 + max_failures attempts
+    placement_timeout_s: float = _checked(600.0, _float(1.0, 1e7))
     drill: str = _checked("none", _one_of("none", "worker_exit"))  # crash drill (fault tests)
     drill_epoch: int = _checked(1, _int(1))
 

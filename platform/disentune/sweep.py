@@ -13,6 +13,7 @@ import json
 import platform
 import statistics
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,7 @@ from disentune.registry import DATASETS
 from disentune.reports.build import ReportPaths, build_report, curves_table, trials_table
 from disentune.reports.storage import write_table
 from disentune.search.outcome import TrialOutcome
+from disentune.search.placement import check_fits, local_node, uses_gpu
 from disentune.storage import (
     check_writable,
     exists,
@@ -145,6 +147,9 @@ def run_sweep(exp: Experiment, *, out: str | Path, address: str = "local", force
     data = DATASETS.get(exp.data.dataset)(resolution=exp.data.resolution)
     data.render()
     check_training_data(exp, data)
+    if address == "local" and not ray.is_initialized():  # its resources are known before it starts
+        node = local_node(num_cpus)
+        check_fits(exp, [node], uses_gpu(exp.train.use_gpu, [node]), can_grow=False)
     prepare_output(out, force=force, resume=resume)
     journal = journal_path(out)
     journal.parent.mkdir(parents=True, exist_ok=True)
@@ -157,9 +162,12 @@ def run_sweep(exp: Experiment, *, out: str | Path, address: str = "local", force
     extractor = ensure_factor_net(data, exp.data.dataset, exp.data.resolution, seed=EXTRACTOR_SEED)
 
     with ray_session(address, num_cpus):
-        use_gpu = exp.train.use_gpu
-        if use_gpu == "auto":
-            use_gpu = ray.cluster_resources().get("GPU", 0) > 0
+        nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+        use_gpu = uses_gpu(exp.train.use_gpu, nodes)
+        # a cluster may grow through its autoscaler: then only warn, the wait is bounded
+        warning = check_fits(exp, nodes, use_gpu, can_grow=address != "local")
+        if warning:
+            print(f"disentune: warning: {warning}", file=sys.stderr, flush=True)
         try:
             outcomes = run_trials(
                 exp, storage=join(out, "tune"), extractor_path=extractor, use_gpu=bool(use_gpu),

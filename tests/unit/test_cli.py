@@ -109,6 +109,9 @@ def test_bad_input_on_every_command_is_one_line_and_loses_nothing(run, tmp_path,
     fixed.write_text("name: x\ndata: {resolution: 32}\nspace: {lambda_tc: 2.0}\n")
     small = tmp_path / "small.yaml"
     small.write_text("name: x\ndata: {resolution: 32, train_size: 20}\nspace: {batch_size: {choice: [16, 64]}}\n")
+    huge = tmp_path / "huge.yaml"  # refused before Ray starts, whatever this machine's CPU count
+    huge.write_text("name: x\ndata: {resolution: 32}\ntrain: {workers: 2, cpus_per_worker: 1000}\n"
+                    "space: {lambda_tc: {uniform: [0, 4]}}\n")
     damaged = tmp_path / "damaged"
     damaged.mkdir()
     (damaged / "trials.parquet").write_bytes((run / "trials.parquet").read_bytes()[:2000])
@@ -118,6 +121,8 @@ def test_bad_input_on_every_command_is_one_line_and_loses_nothing(run, tmp_path,
         (("sweep", excluded, "--out", run, "--force"), r"data\.exclude leaves no training images"),
         (("sweep", small, "--out", run, "--force"), r"data: 20 training images .* fewer than one batch of 64"),
         (("sweep", fixed, "--out", run, "--force"), r"space: every parameter is fixed, so there is nothing to search"),
+        (("sweep", huge, "--out", run, "--force"),
+         r"train: a trial needs 2 workers x \(1000 CPU\); the cluster has \d+ CPU and \d+ GPU on 1 node"),
         (("sweep", ROOT / "search_spaces" / "quickstart.yaml", "--out", run, "--resume"),
          r".*runA: no sweep to resume there"),
         (("evaluate", run, "--metrics", "mig,nosuch"), r"--metrics: unknown metric 'nosuch'; choose from "),

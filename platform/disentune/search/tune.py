@@ -30,13 +30,16 @@ from typing import Any
 
 import optuna
 from ray import tune
+from ray.train.v2.api.exceptions import ControllerError
+from ray.tune import Callback, Stopper
 from ray.tune.integration.ray_train import TuneReportCallback
 from ray.tune.search.optuna import OptunaSearch
 
 from disentune.config import Experiment, ParamSpec
-from disentune.errors import Interrupted
+from disentune.errors import Interrupted, UserError
 from disentune.parallel import failure_reason
 from disentune.search.outcome import TrialOutcome
+from disentune.search.placement import describe_nodes, max_concurrent, trial_demand
 from disentune.search.study import fail_orphans
 from disentune.storage import arrow_filesystem, join
 from disentune.train.launch import make_trainer
@@ -105,6 +108,10 @@ class TuneTrialSession:
         return values
 
 
+class WorkerPlacementError(RuntimeError):
+    """A trial's worker group found no room on the cluster within ``train.placement_timeout_s``."""
+
+
 def _trial(config: dict, *, experiment: Experiment, fixed: dict, extractor_path: str,
            storage: tuple[str, Any], use_gpu: bool) -> None:
     started = time.time()
@@ -120,7 +127,49 @@ def _trial(config: dict, *, experiment: Experiment, fixed: dict, extractor_path:
         spec, storage_path=storage[0], storage_filesystem=storage[1], name=f"train-{trial_id}",
         use_gpu=use_gpu, callbacks=[TuneReportCallback()],
     )
-    trainer.fit()
+    try:
+        trainer.fit()
+    except ControllerError as err:
+        if type(err.controller_failure).__name__ != "WorkerGroupStartupTimeoutError":
+            raise
+        import ray
+
+        t = experiment.train
+        nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+        raise WorkerPlacementError(
+            f"the worker group was not placed: it needs {trial_demand(experiment, use_gpu).describe()}; "
+            f"the cluster has {describe_nodes(nodes)}; waited {1 + t.max_failures} x "
+            f"train.placement_timeout_s = {t.placement_timeout_s:g} s") from None
+
+
+class PlacementWatch(Callback, Stopper):
+    """Ends the sweep when trials have waited ``timeout`` seconds with none running: trials
+    whose own resources (one in-trial worker) the cluster cannot give, autoscaler or not.
+    Ray Train trials are running while their worker group waits; their bound is Ray Train's."""
+
+    stuck = False  # class-wide: a resumed sweep runs the instance Tune restored, not ours
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout, self.since = timeout, None
+        PlacementWatch.stuck = False
+
+    def __getstate__(self) -> dict:  # Tune saves it with the experiment; a resume starts afresh
+        return {"timeout": self.timeout, "since": None}
+
+    def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
+        statuses = {t.status for t in trials}
+        if "RUNNING" in statuses or "PENDING" not in statuses:
+            self.since = None
+        elif self.since is None:
+            self.since = time.monotonic()
+        elif time.monotonic() - self.since > self.timeout:
+            PlacementWatch.stuck = True
+
+    def __call__(self, trial_id: str, result: dict) -> bool:
+        return False
+
+    def stop_all(self) -> bool:
+        return PlacementWatch.stuck
 
 
 def _uri(path: str | None, arrow_fs: Any) -> str | None:
@@ -153,22 +202,12 @@ def _history(result: Any) -> tuple[dict, ...]:
 
 def trial_resources(exp: Experiment, use_gpu: bool) -> dict[str, float]:
     """What the trial process itself reserves: an in-trial worker's CPUs and (fraction of a) GPU;
-    a Ray Train trial almost nothing, since its worker group reserves the real resources."""
+    a Ray Train trial nothing its workers need, since its worker group reserves the real
+    resources. Tune needs a non-empty bundle, so it holds one byte of Ray's ``memory`` resource:
+    with 0.001 CPU instead, a trial whose workers need every CPU never started (2.001 of 2)."""
     if exp.train.in_trial:
         return {"cpu": exp.train.cpus_per_worker, "gpu": exp.train.gpus_per_worker if use_gpu else 0}
-    return {"cpu": 0.001}
-
-
-def max_concurrent(exp: Experiment, cluster: dict[str, float], use_gpu: bool) -> int:
-    """``search.max_concurrent_trials``, or as many trials as the cluster's CPUs and, with GPUs,
-    its GPUs hold at once: ``gpus_per_worker: 0.25`` packs four one-worker trials per GPU."""
-    if exp.search.max_concurrent_trials is not None:
-        return exp.search.max_concurrent_trials
-    t = exp.train
-    fits = cluster.get("CPU", 1) // (t.cpus_per_worker * t.workers)
-    if use_gpu:
-        fits = min(fits, cluster.get("GPU", 0) // (t.gpus_per_worker * t.workers))
-    return max(1, int(fits))
+    return {"cpu": 0, "memory": 1}
 
 
 def _number(result: Any, fallback: int) -> int:
@@ -187,6 +226,7 @@ def run_trials(exp: Experiment, *, storage: str, extractor_path: Path, use_gpu: 
     from optuna.storages.journal import JournalFileBackend
 
     arrow_fs, storage_path = arrow_filesystem(storage)
+    watch = PlacementWatch(exp.train.placement_timeout_s)
     params = exp.params()
     searched = {n: _domain(p) for n, p in params.items() if not p.fixed}
     fixed = {n: p.values[0] for n, p in params.items() if p.fixed}
@@ -226,10 +266,19 @@ def run_trials(exp: Experiment, *, storage: str, extractor_path: Path, use_gpu: 
                 name="tune", storage_path=storage_path, storage_filesystem=arrow_fs, verbose=1,
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
                 failure_config=tune.FailureConfig(max_failures=retries),
+                callbacks=[watch], stop=watch,
             ),
         )
     _keep_credentials_out_of_runtime_envs()
     results = tuner.fit()
+    if PlacementWatch.stuck:
+        import ray
+
+        nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+        raise UserError(
+            f"train: no trial could be placed within train.placement_timeout_s = "
+            f"{exp.train.placement_timeout_s:g} s: each needs {trial_demand(exp, use_gpu).describe()}; "
+            f"the cluster has {describe_nodes(nodes)}; --resume continues once it has room")
     # Ctrl-C: Tune saves its state and returns; trials still running or never started must be
     # continued with --resume, not written down as failed
     unfinished = max(len(results), exp.search.num_samples) - results.num_terminated - results.num_errors

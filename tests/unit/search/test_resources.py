@@ -1,9 +1,11 @@
-"""What one trial reserves and how many trials run at once, with and without (fractional) GPUs."""
+"""What one trial reserves, whether it fits the cluster, and how many trials run at once."""
 
 import pytest
 
 from disentune.config import experiment_from_dict
-from disentune.search.tune import max_concurrent, trial_resources
+from disentune.errors import UserError
+from disentune.search.placement import check_fits, fits, max_concurrent, trial_demand
+from disentune.search.tune import trial_resources
 
 
 def experiment(**train):
@@ -33,5 +35,32 @@ def test_an_in_trial_worker_reserves_its_share_of_a_gpu_only_when_gpus_are_used(
     exp = experiment(launcher="in_trial", cpus_per_worker=2, gpus_per_worker=0.25)
     assert trial_resources(exp, use_gpu=True) == {"cpu": 2, "gpu": 0.25}
     assert trial_resources(exp, use_gpu=False) == {"cpu": 2, "gpu": 0}
-    # a Ray Train trial only waits for its worker group, which reserves the real resources
-    assert trial_resources(experiment(launcher="ray_train"), use_gpu=True) == {"cpu": 0.001}
+    # a Ray Train trial only waits for its worker group, which reserves the real resources: the
+    # trial itself holds no CPU (0.001 CPU left a 2 x 1-CPU trial unplaceable on 2 CPUs)
+    assert trial_resources(experiment(launcher="ray_train"), use_gpu=True) == {"cpu": 0, "memory": 1}
+
+
+@pytest.mark.parametrize(("train", "nodes", "use_gpu", "ok"), [
+    ({"workers": 2, "cpus_per_worker": 1}, [{"CPU": 2}], False, True),  # every CPU of the machine
+    ({"workers": 2, "cpus_per_worker": 1.5}, [{"CPU": 2}], False, False),
+    ({"workers": 2, "cpus_per_worker": 1}, [{"CPU": 1}, {"CPU": 1}], False, True),  # one per node
+    ({"workers": 1, "cpus_per_worker": 2}, [{"CPU": 1}, {"CPU": 1}], False, False),  # a worker is on one node
+    ({"workers": 4, "cpus_per_worker": 1, "gpus_per_worker": 0.5}, [{"CPU": 8, "GPU": 2}], True, True),
+    ({"workers": 4, "cpus_per_worker": 1, "gpus_per_worker": 1}, [{"CPU": 8, "GPU": 2}], True, False),
+    ({"workers": 1, "cpus_per_worker": 1}, [{"CPU": 8}], True, False),  # GPUs asked for, none there
+])
+def test_a_trial_fits_when_the_nodes_together_hold_its_workers(train, nodes, use_gpu, ok):
+    exp = experiment(launcher="ray_train", **train)
+    assert fits(trial_demand(exp, use_gpu), nodes) is ok
+
+
+def test_a_trial_that_never_fits_is_refused_in_one_line_or_waited_for_where_the_cluster_grows():
+    exp = experiment(launcher="ray_train", workers=2, cpus_per_worker=2)
+    assert check_fits(experiment(workers=1), [{"CPU": 2}], False, can_grow=False) is None
+    with pytest.raises(UserError) as refused:
+        check_fits(exp, [{"CPU": 2, "GPU": 0}], False, can_grow=False)
+    assert str(refused.value) == (
+        "train: a trial needs 2 workers x (2 CPU); the cluster has 2 CPU and 0 GPU on 1 node (largest 2 CPU); "
+        "lower train.workers or train.cpus_per_worker / gpus_per_worker")
+    warning = check_fits(exp, [{"CPU": 2}], False, can_grow=True)
+    assert warning.endswith("waiting up to train.placement_timeout_s = 600 s for the autoscaler to add nodes")
