@@ -311,6 +311,9 @@ SEARCHABLE: dict[str, Searchable] = {
     "batch_size": Searchable(64, _int(2, 65_536), "int"),
     "seed": Searchable(None, _int(0, 2**31 - 1), "int"),
     "scale_tied_codes": Searchable(False, _one_of(True, False), None),  # info_stylegan only
+    # annealed_vae: the KL capacity (nats) reached after anneal_steps optimisation steps
+    "c_max": Searchable(25.0, _float(0.0, 10_000.0), "float"),
+    "anneal_steps": Searchable(100_000, _int(1, 10**9), "int"),
 }
 
 

@@ -26,6 +26,8 @@ _BUILTIN_MODULES = (
     "disentune.models.factor_vae",
     "disentune.models.infogan",
     "disentune.models.info_stylegan",
+    "disentune.models.annealed_vae",
+    "disentune.models.dip_vae",
     "disentune.metrics.mig",
     "disentune.metrics.dci",
     "disentune.metrics.sap",

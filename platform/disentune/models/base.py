@@ -26,6 +26,10 @@ class Hyper:
     lr: float
     dataset_size: int  # N of the minibatch-weighted-sampling estimators
     scale_tied_codes: bool = False  # info_stylegan: code groups enter only their own scales
+    # annealed_vae (Burgess et al. 2018): the KL capacity C grows linearly from 0 to c_max nats
+    # over anneal_steps optimisation steps, then stays (c_max >= 0, anneal_steps >= 1).
+    c_max: float = 25.0
+    anneal_steps: int = 100_000
 
 
 class TrainStep(Protocol):

@@ -30,6 +30,8 @@ TRIALS = _schema("trials", [
     ("batch_size", pa.int64()),
     ("seed", pa.int64()),
     ("scale_tied_codes", pa.bool_()),
+    ("c_max", pa.float64()),
+    ("anneal_steps", pa.int64()),
     ("status", pa.string()),
     ("error", pa.string()),
     ("fid", pa.float64()),

@@ -127,6 +127,7 @@ def run_training(spec: TrialSpec, session: Session) -> None:
     hyper = Hyper(
         latent_dim=p["latent_dim"], lambda_mi=p["lambda_mi"], lambda_tc=p["lambda_tc"],
         lr=p["lr"], dataset_size=len(index), scale_tied_codes=p.get("scale_tied_codes", False),
+        c_max=p.get("c_max", 25.0), anneal_steps=p.get("anneal_steps", 100_000),
     )
     variant = MODELS.get(p["variant"])
     torch.manual_seed(p["seed"])  # identical initial weights on every rank

@@ -57,7 +57,8 @@ def batch(dsprites32):
 
 
 def test_registry_holds_the_whole_zoo():
-    assert set(MODELS.names()) == {"beta_vae", "beta_tcvae", "factor_vae", "infogan", "infogan_tc", "info_stylegan"}
+    assert set(MODELS.names()) == {"beta_vae", "beta_tcvae", "factor_vae", "infogan", "infogan_tc", "info_stylegan",
+                                   "annealed_vae", "dip_vae_i", "dip_vae_ii"}
 
 
 @pytest.mark.parametrize("variant", MODELS.names())
