@@ -79,10 +79,12 @@ def _parser() -> argparse.ArgumentParser:
     submit.add_argument("--seed", type=_seed)
     submit.add_argument("--follow", action="store_true", help="stream the job's logs until it ends")
 
-    jobs = sub.add_parser("jobs", help="status, logs or stop of a submitted job")
-    jobs.add_argument("action", choices=("status", "logs", "stop"))
-    jobs.add_argument("job_id")
-    jobs.add_argument("--address", required=True)
+    jobs = sub.add_parser("jobs", help="status, logs or stop of a submitted job; the runtime env for `ray job submit`")
+    jobs.add_argument("action", choices=("status", "logs", "stop", "runtime-env"))
+    jobs.add_argument("job_id", nargs="?", help="the job (status, logs, stop)")
+    jobs.add_argument("--address", help="Ray job API, e.g. http://127.0.0.1:8265 (status, logs, stop)")
+    jobs.add_argument("--working-dir", type=Path, default=Path("."),
+                      help="runtime-env: the repository root the job uploads (default: .)")
 
     data = sub.add_parser("data", help="datasets")
     data_sub = data.add_subparsers(dest="data_command", required=True)
@@ -171,8 +173,15 @@ def _submit(args: argparse.Namespace) -> int:
 
 
 def _jobs(args: argparse.Namespace) -> int:
+    import json
+
     from disentune import jobs
 
+    if args.action == "runtime-env":  # for `ray job submit --runtime-env-json "$(...)"`
+        print(json.dumps(jobs.runtime_env(args.working_dir)))
+        return 0
+    if not args.job_id or not args.address:
+        raise UserError(f"jobs {args.action}: give the job id and --address")
     if args.action == "status":
         print(jobs.status(args.address, args.job_id))
     elif args.action == "logs":
@@ -230,6 +239,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.environ["AWS_ENDPOINT_URL"] = args.endpoint_url  # read by s3fs, pyarrow and Ray workers
     handlers = {"sweep": _sweep, "evaluate": _evaluate, "anomaly": _anomaly, "submit": _submit, "jobs": _jobs, "data": _data, "report": _report}
     try:
+        if args.command in ("sweep", "evaluate", "anomaly"):
+            from disentune.provenance import check_submitted
+
+            check_submitted()  # in a submitted job: the submitted code runs, with its dependencies
         return handlers[args.command](args)
     except UserError as err:
         print(f"disentune: error: {err}", file=sys.stderr)

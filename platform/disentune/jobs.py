@@ -2,6 +2,13 @@
 
 The search space is validated here first, so a bad space fails in one line before anything is
 uploaded; the job then runs ``python -m disentune sweep`` on the cluster with ``--address auto``.
+
+The job runs the submitted code, not the copy installed on the nodes (which only provides the
+dependencies): the runtime environment uploads ``platform/disentune`` as a ``py_modules`` entry,
+which Ray puts first on the path of the driver and of every worker process on every node (trial
+processes, Ray Train workers, evaluator and detector tasks). The submitter also computes the code
+version (commit, dirty flag, tree hash; :mod:`disentune.provenance`) and hands it to the job in
+its environment, where the job checks it before starting.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ from typing import Iterator
 
 import yaml
 
+from disentune import provenance
 from disentune.config import load_experiment
 from disentune.errors import UserError
 
@@ -31,8 +39,21 @@ def client(address: str):
 
 
 def runtime_env(working_dir: Path) -> dict:
-    env = yaml.safe_load(RUNTIME_ENV.read_text()) if RUNTIME_ENV.exists() else {}
-    return {**env, "working_dir": str(working_dir)}
+    """``jobs/runtime_env.yaml`` of ``working_dir`` (this project's if it has none), with the
+    working directory, the package as a ``py_modules`` entry (absolute, so it resolves wherever
+    the submitter runs) and the submitted code version in ``env_vars``."""
+    working_dir = working_dir.resolve()
+    package = working_dir / "platform" / "disentune"
+    if not (package / "__init__.py").is_file():
+        raise UserError(f"{working_dir}: not a disentune checkout (no platform/disentune/__init__.py); "
+                        "--working-dir must be the repository root, whose package the job runs")
+    source = working_dir / "jobs" / "runtime_env.yaml"
+    env = yaml.safe_load((source if source.exists() else RUNTIME_ENV).read_text()) or {}
+    version = provenance.submitted(working_dir)
+    return {
+        **env, "working_dir": str(working_dir), "py_modules": [str(package)],
+        "env_vars": {**(env.get("env_vars") or {}), provenance.ENV: version.to_json()},
+    }
 
 
 def entrypoint(space: Path, working_dir: Path, out: str, samples: int | None, seed: int | None) -> str:

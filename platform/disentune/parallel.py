@@ -58,10 +58,49 @@ def ray_session(address: str = "local", num_cpus: int | None = None) -> Iterator
         else:
             ray.init(address)
     try:
+        if started:
+            check_job_nodes()
         yield
     finally:
         if started:
             ray.shutdown()
+
+
+def _check_node(expected_tree: str, requirements: list[str], where: str) -> str | None:
+    from disentune.errors import UserError
+    from disentune.provenance import check_here
+
+    try:
+        check_here(expected_tree, requirements, where)
+    except UserError as err:
+        return str(err)
+    return None
+
+
+def check_job_nodes() -> None:
+    """In a submitted job: one zero-CPU task on every alive node checks that it runs the
+    submitted code and has the submitted code's dependencies; the first problem is one line.
+    (Nodes the autoscaler adds later are not checked here; their tasks record their own code
+    version in every table they write.)"""
+    from pathlib import Path
+
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    from disentune.errors import UserError
+    from disentune.provenance import project_requirements, stated_tree
+
+    expected = stated_tree()
+    if expected is None:
+        return
+    requirements = project_requirements(Path.cwd())
+    check = ray.remote(num_cpus=0, max_retries=0)(_check_node)
+    refs = [check.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=False))
+            .remote(expected, requirements, f"node {node['NodeManagerAddress']}")
+            for node in ray.nodes() if node.get("Alive")]
+    problems = [p for p in ray.get(refs) if p]
+    if problems:
+        raise UserError(problems[0])
 
 
 def run_tasks(fn: Callable[[J], Any], jobs: Sequence[J], *, num_cpus: float, num_gpus: float = 0.0,

@@ -12,13 +12,12 @@ import hashlib
 import json
 import platform
 import statistics
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from disentune import __version__
+from disentune import provenance
 from disentune.anomaly.runner import AnomalyResult, detect_run
 from disentune.config import Experiment
 from disentune.data.cache import cache_dir
@@ -42,19 +41,6 @@ from disentune.storage import (
     read_bytes,
     write_bytes,
 )
-
-
-def code_version() -> str:
-    """Package version plus the git commit of the source tree (``+dirty`` if it has changes)."""
-    root = Path(__file__).resolve().parents[2]
-    try:
-        sha = subprocess.run(["git", "-C", str(root), "rev-parse", "--short=12", "HEAD"],
-                             capture_output=True, text=True, timeout=5, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=5).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return __version__
-    return f"{__version__}+g{sha}{'.dirty' if dirty else ''}"
 
 
 @dataclass(frozen=True)
@@ -117,8 +103,9 @@ def describe(exp: Experiment) -> dict:
 
     return {
         "experiment": dataclasses.asdict(exp),
+        "code": dataclasses.asdict(provenance.current()),
         "versions": {
-            "disentune": code_version(), "python": platform.python_version(),
+            "disentune": provenance.current().label, "python": platform.python_version(),
             "torch": torch.__version__, "ray": ray.__version__, "optuna": optuna.__version__,
         },
     }
@@ -178,7 +165,7 @@ def run_sweep(exp: Experiment, *, out: str | Path, address: str = "local", force
                 write_bytes(join(out, "optuna.journal"), journal.read_bytes())
         run_uri = out
         write_table(curves_table(outcomes, exp.name), join(run_uri, "curves.parquet"))
-        write_table(trials_table(outcomes, run_id=exp.name, code_version=code_version(),
+        write_table(trials_table(outcomes, run_id=exp.name, code_version=provenance.current().label,
                                  created_at=dt.datetime.now(dt.timezone.utc)), join(run_uri, "trials.parquet"))
         # the evaluators run their tasks on this same Ray instance
         evaluation = evaluate_run(run_uri) if exp.evaluation.run_suite == "after_sweep" else None
@@ -189,7 +176,7 @@ def run_sweep(exp: Experiment, *, out: str | Path, address: str = "local", force
         ("searched", ", ".join(exp.searched()) or "nothing"),
         ("sampler", exp.search.sampler), ("seed", str(exp.seed)),
         ("data", f"{exp.data.dataset} {exp.data.resolution}px, train_size={exp.data.train_size or 'all'}"),
-        ("code version", code_version()),
+        ("code version", provenance.current().label),
     ])
     return SweepResult(out, outcomes, report, time.perf_counter() - began, evaluation, anomaly)
 

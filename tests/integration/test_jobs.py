@@ -41,28 +41,74 @@ def head(tmp_path_factory):
         os.environ["RAY_AUTH_MODE"] = saved
 
 
-def test_submit_a_tiny_sweep_as_a_job_and_read_its_tables(head, tmp_path, dsprites32):
-    address, env = head
-    work = tmp_path / "work"
-    work.mkdir()
-    (work / "tiny.yaml").write_text(
-        "name: jobsweep\nseed: 2\ndata: {resolution: 32, train_size: 192}\ntrain: {epochs: 1}\n"
-        "evaluation: {fid_samples: 64, mig_samples: 300, run_suite: never}\n"
-        "search: {num_samples: 2, max_concurrent_trials: 2}\n"
+ROOT = Path(__file__).resolve().parents[2]
+TINY = ("name: jobsweep\nseed: 2\ndata: {resolution: 32, train_size: 192}\ntrain: {epochs: 1}\n"
+        "evaluation: {fid_samples: 64, mig_samples: 300, suite: [mig], metric_params: {mig: {num_points: 300}}}\n"
+        "search: {num_samples: SAMPLES, max_concurrent_trials: 2}\n"
         "space: {lambda_tc: {uniform: [0.0, 4.0]}, batch_size: 32, latent_dim: 3}\n")
+MARKS = {  # file -> (line to find, marker printed right after it), in the driver, a trial, an evaluator
+    "sweep.py": ('    lines.append(f"report: {result.report.index}")\n', "MARK-driver"),
+    "train/loop.py": ("    loop_started = time.time()\n", "MARK-trial"),
+    "evaluate.py": ("    metric = METRICS.get(job.metric)\n", "MARK-evaluator"),
+}
+
+
+@pytest.fixture(scope="module")
+def marked_copy(tmp_path_factory) -> Path:
+    """A copy of this repository (git metadata included) with a marker edit in the driver's,
+    a trial's and an evaluator's code: the code a researcher edits and submits."""
+    import shutil
+
+    copy = tmp_path_factory.mktemp("submitted") / "repo"
+    shutil.copytree(ROOT, copy, ignore=shutil.ignore_patterns(".venv", "__pycache__", "test-artifacts", "*.egg-info",
+                                                             ".pytest_cache"))
+    shutil.rmtree(copy / "reports")
+    for name, (anchor, mark) in MARKS.items():
+        path = copy / "platform" / "disentune" / name
+        text = path.read_text()
+        assert anchor in text, f"{name}: the marker's anchor moved"
+        indent = anchor[: len(anchor) - len(anchor.lstrip())]
+        path.write_text(text.replace(anchor, f"{anchor}{indent}print({mark!r}, flush=True)\n", 1))
+    return copy
+
+
+def _tables_carry(out: Path, tree: str) -> None:
+    """trials.parquet and every evaluations part name the submitted tree, as dirty."""
+    import json
+
+    trials = pq.read_table(out / "trials.parquet")
+    assert trials.num_rows >= 1 and (trials.column("status").to_pylist() == ["ok"] * trials.num_rows)
+    label = trials.column("code_version")[0].as_py()
+    assert label.endswith(f".dirty.t{tree[:12]}"), label
+    parts = [out / "trials.parquet", out / "pareto.parquet", *sorted((out / "evaluations.parquet").glob("part-*"))]
+    assert len(parts) >= 3
+    for part in parts:
+        code = json.loads(pq.read_schema(part).metadata[b"disentune.code"])
+        assert (code["tree"], code["dirty"]) == (tree, True), part
+    stored = json.loads((out / "experiment.json").read_text())
+    assert stored["code"]["tree"] == tree and stored["code"]["dirty"] is True
+
+
+def test_a_job_runs_the_submitted_code_everywhere_and_records_it(head, tmp_path, marked_copy, dsprites32):
+    from disentune.provenance import tree_hash
+
+    address, env = head
+    tree = tree_hash(marked_copy / "platform" / "disentune")
+    (marked_copy / "tiny.yaml").write_text(TINY.replace("SAMPLES", "2"))
     out = tmp_path / "run"
     began = time.perf_counter()
     secret = "fake/submitter/secret+key"  # the submitter's credentials stay on the submitter
-    proc = subprocess.run([sys.executable, "-m", "disentune", "submit", str(work / "tiny.yaml"),
-                           "--address", address, "--out", str(out), "--working-dir", str(work), "--follow"],
+    proc = subprocess.run([sys.executable, "-m", "disentune", "submit", str(marked_copy / "tiny.yaml"),
+                           "--address", address, "--out", str(out), "--working-dir", str(marked_copy), "--follow"],
                           capture_output=True, text=True, timeout=600,
                           env={**env, "AWS_ACCESS_KEY_ID": "AKIAFAKESUBMITTER01", "AWS_SECRET_ACCESS_KEY": secret})
     seconds = time.perf_counter() - began
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     job_id = proc.stdout.splitlines()[0].removeprefix("submitted job ").strip()
     assert proc.stdout.rstrip().endswith(f"job {job_id}: SUCCEEDED")
-    trials = pq.read_table(out / "trials.parquet").to_pandas()
-    assert len(trials) == 2 and (trials["status"] == "ok").all()
+    for _, mark in MARKS.values():  # the driver, a trial process and an evaluator task ran it
+        assert mark in proc.stdout, (mark, proc.stdout[-3000:])
+    _tables_carry(out, tree)
     assert (out / "index.html").exists()
     status = subprocess.run([sys.executable, "-m", "disentune", "jobs", "status", job_id, "--address", address],
                             capture_output=True, text=True, timeout=60, env=env)
@@ -74,6 +120,62 @@ def test_submit_a_tiny_sweep_as_a_job_and_read_its_tables(head, tmp_path, dsprit
         f.read_text(errors="replace") for f in out.rglob("*") if f.is_file() and f.suffix in (".json", ".html"))
     assert secret not in shown and "AKIAFAKESUBMITTER01" not in shown
     print(f"job round trip: {seconds:.1f} s")
+
+
+def test_ray_job_submit_as_documented_runs_the_submitted_code(head, tmp_path, marked_copy, dsprites32):
+    from disentune.provenance import tree_hash
+
+    address, env = head
+    (marked_copy / "one.yaml").write_text(TINY.replace("SAMPLES", "1"))
+    out = tmp_path / "run"
+    runtime = subprocess.run([sys.executable, "-m", "disentune", "jobs", "runtime-env"], cwd=marked_copy,
+                             capture_output=True, text=True, timeout=60, env=env, check=True).stdout
+    proc = subprocess.run([RAY, "job", "submit", "--address", address, "--working-dir", ".",
+                           "--runtime-env-json", runtime, "--", "python", "-m", "disentune", "sweep", "one.yaml",
+                           "--address", "auto", "--out", str(out)],
+                          cwd=marked_copy, capture_output=True, text=True, timeout=600, env=env)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    for _, mark in MARKS.values():
+        assert mark in proc.stdout, (mark, proc.stdout[-3000:])
+    _tables_carry(out, tree_hash(marked_copy / "platform" / "disentune"))
+
+
+def _failed_job(address: str, runtime_env: dict) -> str:
+    """Submit ``disentune sweep`` with ``runtime_env``; the job's last log line once it fails."""
+    from ray.job_submission import JobSubmissionClient
+
+    from disentune import jobs
+
+    client = JobSubmissionClient(address)
+    job = client.submit_job(entrypoint="python -m disentune sweep one.yaml --address auto --out never",
+                            runtime_env=runtime_env)
+    for chunk in jobs.follow(address, job, poll_seconds=1.0):
+        pass
+    assert chunk.strip().endswith("FAILED"), chunk
+    return client.get_job_logs(job).strip().splitlines()[-1]
+
+
+def test_a_job_refuses_code_it_was_not_given_and_a_missing_dependency(head, marked_copy, tmp_path):
+    import json
+    import shutil
+
+    from disentune import jobs, provenance
+
+    address, _ = head
+    (marked_copy / "one.yaml").write_text(TINY.replace("SAMPLES", "1"))
+    runtime = jobs.runtime_env(marked_copy)
+    stated = json.loads(runtime["env_vars"][provenance.ENV])
+    forged = {**runtime, "env_vars": {**runtime["env_vars"], provenance.ENV: json.dumps({**stated, "tree": "0" * 64})}}
+    line = _failed_job(address, forged)
+    assert line.startswith("disentune: error: the job's driver: runs disentune from ") and "not the submitted code" in line
+    # a submitted tree that needs a package the nodes lack fails at once, naming the package
+    needy = tmp_path / "needy"
+    shutil.copytree(marked_copy, needy, ignore=shutil.ignore_patterns(".git"))
+    project = needy / "pyproject.toml"
+    project.write_text(project.read_text().replace('dependencies = [\n', 'dependencies = [\n    "nosuchpackage-for-tests>=1",\n'))
+    line = _failed_job(address, jobs.runtime_env(needy))
+    assert line.startswith("disentune: error: the job's driver: the Python environment lacks nosuchpackage-for-tests "
+                           "(nosuchpackage-for-tests>=1; not installed)"), line
 
 
 def test_bad_space_is_refused_before_submission(head, tmp_path):

@@ -1,5 +1,6 @@
 """The run's Parquet tables at a URI, on top of :mod:`disentune.storage`.
 
+- Every file carries the version of the code that wrote it (``disentune.code`` in its metadata).
 - Tables written by several processes are *datasets*: a folder of ``part-<name>.parquet`` files,
   one per write, so writers never rewrite each other's rows; :func:`read_dataset` reads the whole
   folder as one table. Every part carries the schema version and is checked on read.
@@ -19,7 +20,15 @@ from disentune.reports.schema import check_version
 from disentune.storage import atomic_write, filesystem, join, read_bytes, storage_error
 
 
+CODE_KEY = b"disentune.code"
+
+
 def write_table(table: pa.Table, uri: str) -> None:
+    """Write atomically, with the writing code's version (commit, dirty flag, tree hash; see
+    :mod:`disentune.provenance`) in the file's metadata, so every table says what made it."""
+    from disentune.provenance import current
+
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), CODE_KEY: current().to_json().encode()})
     atomic_write(uri, lambda f: pq.write_table(table, f))
 
 
