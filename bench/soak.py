@@ -352,7 +352,7 @@ def verify(out: Path, n: int, epochs: int, images_per_epoch: int,
     import pyarrow.parquet as pq
     import torch  # noqa: F401  (checkpoint loading)
     from disentune.reports.storage import read_table
-    from disentune.train.checkpoint import load_model, load_state
+    from disentune.checkpoints import load_model, load_state
 
     problems: list[str] = []
     counts = {"lost": 0, "duplicated": 0, "failed": 0, "corrupt": 0, "leftovers": 0, "stray_checkpoints": 0}

@@ -86,6 +86,8 @@ def _parser() -> argparse.ArgumentParser:
     jobs.add_argument("--working-dir", type=Path, default=Path("."),
                       help="runtime-env: the repository root the job uploads (default: .)")
 
+    sub.add_parser("plugins", help="list the registered variants, metrics and datasets and where each came from")
+
     data = sub.add_parser("data", help="datasets")
     data_sub = data.add_subparsers(dest="data_command", required=True)
     render = data_sub.add_parser("render", help="render and cache procedural dSprites")
@@ -106,54 +108,39 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    from disentune.config import load_experiment
-    from disentune.sweep import run_sweep, summarise, with_overrides
+    import disentune
+    from disentune.pipeline import summarise
 
-    exp = with_overrides(load_experiment(args.space), samples=args.samples, seed=args.seed)
-    out = args.out or str(Path("reports") / exp.name)
-    result = run_sweep(exp, out=out, address=args.address, force=args.force, resume=args.resume)
-    print(summarise(result))
+    run = disentune.sweep(args.space, args.out, address=args.address, force=args.force, resume=args.resume,
+                          samples=args.samples, seed=args.seed)
+    print(summarise(run.sweep_result))
     return 0
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from disentune.evaluate import check_metrics, evaluate_run
-    from disentune.storage import exists, join, normalize
+    import disentune
+    from disentune.evaluate import check_metrics
 
-    metrics = check_metrics(args.metrics) if args.metrics else None
-    run = normalize(args.run)
-    if not exists(join(run, "trials.parquet")):
-        raise UserError(f"{run}: not a finished disentune run (no trials.parquet)")
-    result = evaluate_run(run, metrics=metrics, address=args.address)
+    if args.metrics:
+        check_metrics(args.metrics)
+    run = disentune.open_run(args.run)
+    result = run.evaluate(args.metrics, address=args.address)
     print(result.summary())
     if result.done:
-        from disentune.reports.build import build_report
-
-        print(f"report: {build_report(run).index}")
+        print(f"report: {run.report().index}")
     return 1 if result.failed else 0
 
 
 def _anomaly(args: argparse.Namespace) -> int:
-    from disentune.anomaly.benchmarks import check_benchmark
-    from disentune.anomaly.runner import detect_run
-    from disentune.config import DETECTOR_NAMES
-    from disentune.storage import exists, join, normalize
+    import disentune
+    from disentune.anomaly.runner import check_request
 
-    for name in args.detectors or ():
-        if name not in DETECTOR_NAMES:
-            raise UserError(f"--detectors: unknown detector {name!r}; choose from {', '.join(DETECTOR_NAMES)}")
-    for name in args.benchmarks or ():
-        check_benchmark(name)
-    run = normalize(args.run)
-    if not exists(join(run, "trials.parquet")):
-        raise UserError(f"{run}: not a finished disentune run (no trials.parquet)")
-    result = detect_run(run, detectors=args.detectors, benchmarks=args.benchmarks, front_only=args.front,
-                        address=args.address)
+    check_request(args.detectors, args.benchmarks)
+    run = disentune.open_run(args.run)
+    result = run.detect(args.detectors, args.benchmarks, front_only=args.front, address=args.address)
     print(result.summary())
     if result.done:
-        from disentune.reports.build import build_report
-
-        print(f"report: {build_report(run).index}")
+        print(f"report: {run.report().index}")
     return 1 if result.failed else 0
 
 
@@ -202,8 +189,21 @@ def _data(args: argparse.Namespace) -> int:
     return 0
 
 
+def _plugins(args: argparse.Namespace) -> int:
+    from disentune import registry
+    from disentune.plugins import listing
+
+    rows = listing()
+    width = max(len(name) for _, name, _ in rows)
+    for kind, name, origin in rows:
+        print(f"{kind:<8} {name:<{width}}  {origin}")
+    for problem in registry.PLUGIN_ERRORS:
+        print(f"disentune: error: {problem}", file=sys.stderr)
+    return 2 if registry.PLUGIN_ERRORS else 0
+
+
 def _report(args: argparse.Namespace) -> int:
-    from disentune.storage import exists, join, normalize
+    from disentune.storage import normalize
 
     if args.report_command == "compare":
         from disentune.reports.compare import compare_runs
@@ -213,19 +213,17 @@ def _report(args: argparse.Namespace) -> int:
         out = args.out or str(Path("reports") / f"compare-{name(a)}-{name(b)}")
         print(compare_runs(a, b, normalize(out)))
         return 0
-    run = normalize(args.run)
-    if not exists(join(run, "trials.parquet")):
-        raise UserError(f"{run}: not a disentune run (no trials.parquet)")
-    if args.report_command == "build":
-        from disentune.reports.build import build_report
+    import disentune
 
-        print(build_report(run).index)
+    run = disentune.open_run(args.run)
+    if args.report_command == "build":
+        print(run.report().index)
         return 0
     from disentune.reports.serve import make_server
 
-    server = make_server(run, args.port)
+    server = make_server(run.uri, args.port)
     host, port = server.server_address[:2]
-    print(f"serving {run} at http://{host}:{port}/index.html (Ctrl-C stops)", flush=True)
+    print(f"serving {run.uri} at http://{host}:{port}/index.html (Ctrl-C stops)", flush=True)
     try:
         server.serve_forever()
     finally:
@@ -237,7 +235,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.endpoint_url:
         os.environ["AWS_ENDPOINT_URL"] = args.endpoint_url  # read by s3fs, pyarrow and Ray workers
-    handlers = {"sweep": _sweep, "evaluate": _evaluate, "anomaly": _anomaly, "submit": _submit, "jobs": _jobs, "data": _data, "report": _report}
+    handlers = {"sweep": _sweep, "evaluate": _evaluate, "anomaly": _anomaly, "submit": _submit, "jobs": _jobs, "data": _data, "report": _report,
+                "plugins": _plugins}
     try:
         if args.command in ("sweep", "evaluate", "anomaly"):
             from disentune.provenance import check_submitted

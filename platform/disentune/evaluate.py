@@ -75,7 +75,7 @@ def run_job(job: Job) -> int:
     from disentune.metrics.factor_net import EXTRACTOR_SEED, ensure_factor_net, load_extractor
     from disentune.metrics.suite import ModelInputs, metric_seed, run_metric
     from disentune.registry import DATASETS
-    from disentune.train.checkpoint import load_model_uri
+    from disentune.checkpoints import load_model_uri
 
     metric = METRICS.get(job.metric)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")

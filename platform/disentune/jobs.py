@@ -20,7 +20,7 @@ from typing import Iterator
 
 import yaml
 
-from disentune import provenance
+from disentune import plugins, provenance
 from disentune.config import load_experiment
 from disentune.errors import UserError
 
@@ -50,9 +50,14 @@ def runtime_env(working_dir: Path) -> dict:
     source = working_dir / "jobs" / "runtime_env.yaml"
     env = yaml.safe_load((source if source.exists() else RUNTIME_ENV).read_text()) or {}
     version = provenance.submitted(working_dir)
+    skipped = {working_dir / name for name in (".venv", "reports", "test-artifacts", "platform")}
+    plugin_packages, entries = plugins.plugins_in(working_dir, skip=lambda p: any(s in (p, *p.parents) for s in skipped))
+    env_vars = {**(env.get("env_vars") or {}), provenance.ENV: version.to_json()}
+    if entries:  # plugin source trees in the working directory travel like disentune itself
+        env_vars[plugins.ENV] = plugins.encode(entries)
     return {
-        **env, "working_dir": str(working_dir), "py_modules": [str(package)],
-        "env_vars": {**(env.get("env_vars") or {}), provenance.ENV: version.to_json()},
+        **env, "working_dir": str(working_dir), "py_modules": [str(package), *map(str, plugin_packages)],
+        "env_vars": env_vars,
     }
 
 

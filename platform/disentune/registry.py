@@ -1,8 +1,12 @@
 """Explicit registries: generator variants, metrics and datasets, by name.
 
-Entries are added by decorators in the modules that define them; those modules are imported in
-exactly one place, :func:`_load_builtin`, the first time a registry is read. No eval, no subclass
-scanning: the names listed here drive the CLI choices, config validation and test parametrisation.
+Built-in entries are added by decorators in the modules that define them; those modules are
+imported in exactly one place, :func:`_load`, the first time a registry is read. Then the
+installed plugins' entry points are loaded (groups ``disentune.models``, ``disentune.metrics``,
+``disentune.datasets``; see :mod:`disentune.plugins`): each names an object that is registered
+under the entry point's name, and a plugin may never replace a built-in name. No eval, no
+subclass scanning: the names listed here drive the CLI choices, config validation and test
+parametrisation, and every name remembers where it came from (:meth:`Registry.origin`).
 
 >>> from disentune.registry import MODELS
 >>> "beta_tcvae" in MODELS.names()
@@ -14,7 +18,7 @@ from __future__ import annotations
 import importlib
 from typing import Callable, Generic, TypeVar
 
-from disentune.errors import ConfigError
+from disentune.errors import ConfigError, UserError
 
 T = TypeVar("T")
 
@@ -40,15 +44,28 @@ _BUILTIN_MODULES = (
     "disentune.metrics.precision_recall",
     "disentune.metrics.attribute_control",
 )
+BUILTIN = "built-in"
 _loaded = False
+PLUGIN_ERRORS: list[str] = []  # one line per plugin that could not be registered
 
 
-def _load_builtin() -> None:
+def _load() -> None:
+    """Import the built-in modules, then register the plugins' entry points (once)."""
     global _loaded
     if not _loaded:
         _loaded = True
         for module in _BUILTIN_MODULES:
             importlib.import_module(module)
+        from disentune.plugins import register_plugins
+
+        PLUGIN_ERRORS.extend(register_plugins())
+
+
+def _ready() -> None:
+    """:func:`_load`, then refuse to go on with a broken plugin installed (its one line)."""
+    _load()
+    if PLUGIN_ERRORS:
+        raise UserError(PLUGIN_ERRORS[0])
 
 
 class Registry(Generic[T]):
@@ -57,22 +74,24 @@ class Registry(Generic[T]):
     def __init__(self, kind: str) -> None:
         self.kind = kind
         self._entries: dict[str, T] = {}
+        self._origins: dict[str, str] = {}
 
-    def register(self, name: str) -> Callable[[T], T]:
+    def register(self, name: str, origin: str = BUILTIN) -> Callable[[T], T]:
         def add(obj: T) -> T:
             if name in self._entries:
                 raise RuntimeError(f"{self.kind} {name!r} is registered twice")
             self._entries[name] = obj
+            self._origins[name] = origin
             return obj
 
         return add
 
     def names(self) -> tuple[str, ...]:
-        _load_builtin()
+        _ready()
         return tuple(sorted(self._entries))
 
     def get(self, name: str) -> T:
-        _load_builtin()
+        _ready()
         try:
             return self._entries[name]
         except KeyError:
@@ -81,8 +100,19 @@ class Registry(Generic[T]):
             ) from None
 
     def __contains__(self, name: object) -> bool:
-        _load_builtin()
+        _ready()
         return name in self._entries
+
+    def origin(self, name: str) -> str:
+        """``built-in``, or the plugin distribution and entry point that registered ``name``."""
+        _load()
+        return self._origins[name]
+
+    def entries(self) -> dict[str, T]:
+        """Every registered name and object, plugins included, without refusing on a broken
+        plugin (for ``disentune plugins``, which lists the problems too)."""
+        _load()
+        return dict(sorted(self._entries.items()))
 
 
 MODELS: Registry = Registry("variant")

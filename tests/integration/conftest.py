@@ -40,7 +40,7 @@ def finished_run(tmp_path_factory, dsprites32) -> Path:
     still use this run.
     """
     from disentune.config import experiment_from_dict
-    from disentune.sweep import run_sweep
+    from disentune.pipeline import run_sweep
 
     exp = experiment_from_dict({
         "name": "evaltiny", "seed": 3,

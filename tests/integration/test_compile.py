@@ -8,7 +8,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from disentune.train.checkpoint import load_model
+from disentune.checkpoints import load_model
 from disentune.train.loop import run_training
 from disentune.train.session import LocalSession
 

@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from disentune.config import experiment_from_dict
-from disentune.sweep import run_sweep
+from disentune.pipeline import run_sweep
 
 pytestmark = pytest.mark.integration
 

@@ -47,7 +47,7 @@ TINY = ("name: jobsweep\nseed: 2\ndata: {resolution: 32, train_size: 192}\ntrain
         "search: {num_samples: SAMPLES, max_concurrent_trials: 2}\n"
         "space: {lambda_tc: {uniform: [0.0, 4.0]}, batch_size: 32, latent_dim: 3}\n")
 MARKS = {  # file -> (line to find, marker printed right after it), in the driver, a trial, an evaluator
-    "sweep.py": ('    lines.append(f"report: {result.report.index}")\n', "MARK-driver"),
+    "pipeline.py": ('    lines.append(f"report: {result.report.index}")\n', "MARK-driver"),
     "train/loop.py": ("    loop_started = time.time()\n", "MARK-trial"),
     "evaluate.py": ("    metric = METRICS.get(job.metric)\n", "MARK-evaluator"),
 }

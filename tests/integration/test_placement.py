@@ -9,7 +9,7 @@ import pytest
 
 from disentune.config import experiment_from_dict
 from disentune.errors import UserError
-from disentune.sweep import run_sweep
+from disentune.pipeline import run_sweep
 
 pytestmark = pytest.mark.integration
 

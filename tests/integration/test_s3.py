@@ -65,7 +65,7 @@ def test_sweep_and_report_round_trip_through_s3(s3, dsprites32, capfd):
     from disentune.config import experiment_from_dict
     from disentune.reports.build import build_report
     from disentune.reports.storage import read_table
-    from disentune.sweep import run_sweep
+    from disentune.pipeline import run_sweep
 
     exp = experiment_from_dict({
         "name": "s3run", "seed": 5,
@@ -82,7 +82,7 @@ def test_sweep_and_report_round_trip_through_s3(s3, dsprites32, capfd):
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
 
-    from disentune.sweep import journal_path
+    from disentune.pipeline import journal_path
 
     stale = journal_path("s3://runs/sweeps/s3run")
     stale.parent.mkdir(parents=True, exist_ok=True)

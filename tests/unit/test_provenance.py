@@ -32,7 +32,7 @@ def test_the_tree_hash_follows_the_code_and_ignores_compiled_files(checkout):
     (package / "__pycache__").mkdir(exist_ok=True)
     (package / "__pycache__" / "x.cpython-311.pyc").write_bytes(b"compiled")
     assert provenance.tree_hash(package) == before
-    (package / "sweep.py").write_text((package / "sweep.py").read_text() + "# an edit\n")
+    (package / "pipeline.py").write_text((package / "pipeline.py").read_text() + "# an edit\n")
     assert provenance.tree_hash(package) != before
 
 

@@ -108,7 +108,7 @@ def run_job(job: Job) -> int:
     from disentune.anomaly.scoring import anomaly_metrics
     from disentune.metrics.objectives import code_ranges, decode_codes
     from disentune.registry import DATASETS
-    from disentune.train.checkpoint import load_model_uri
+    from disentune.checkpoints import load_model_uri
 
     cfg = job.cfg
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -212,6 +212,18 @@ def plan(run_uri: str, detectors: Sequence[str] | None = None, benchmarks: Seque
                 jobs.append(Job(run_uri, t["trial_id"], t["trial_number"], t["checkpoint_uri"], t["variant"],
                                 int(t["seed"] or 0), detector, benchmark, dataset, resolution, regions, cfg))
     return jobs, skipped, not_applicable
+
+
+def check_request(detectors: Sequence[str] | None, benchmarks: Sequence[str] | None) -> None:
+    """Refuse unknown detector or benchmark names (one line) before any work starts."""
+    from disentune.anomaly.benchmarks import check_benchmark
+    from disentune.config import DETECTOR_NAMES
+
+    for name in detectors or ():
+        if name not in DETECTOR_NAMES:
+            raise UserError(f"--detectors: unknown detector {name!r}; choose from {', '.join(DETECTOR_NAMES)}")
+    for name in benchmarks or ():
+        check_benchmark(name)
 
 
 def detect_run(run_uri: str, *, detectors: Sequence[str] | None = None, benchmarks: Sequence[str] | None = None,

@@ -28,7 +28,7 @@ def traversal_images(model: nn.Module, values: np.ndarray, base: np.ndarray | No
 
 def traversal_png(checkpoint_uri: str, title: str, values: np.ndarray | None = None) -> bytes:
     """Load a checkpoint (local or s3://) and draw its traversal grid."""
-    from disentune.train.checkpoint import load_model_uri
+    from disentune.checkpoints import load_model_uri
 
     model, _ = load_model_uri(checkpoint_uri)
     values = np.linspace(*model.traversal_range, 7) if values is None else values

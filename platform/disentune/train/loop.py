@@ -52,7 +52,7 @@ from disentune.metrics.objectives import search_objectives
 from disentune.models.base import Hyper
 from disentune.registry import DATASETS, MODELS
 from disentune.train.batches import TrainingImages
-from disentune.train.checkpoint import load_state, save_checkpoint
+from disentune.checkpoints import load_state, save_checkpoint
 from disentune.train.session import RayTrainSession, Session
 
 

@@ -8,7 +8,7 @@ from disentune.models.base import Hyper
 from disentune.models.beta_tcvae.losses import beta_tcvae_loss
 from disentune.models.mws import kl_decomposition
 from disentune.registry import MODELS
-from disentune.train.checkpoint import load_model, save_checkpoint
+from disentune.checkpoints import load_model, save_checkpoint
 
 
 def _posterior_batch(mu, std=0.05, seed=0):

@@ -7,7 +7,7 @@ import torch
 from disentune.config import experiment_from_dict
 from disentune.errors import UserError
 from disentune.metrics.factor_net import ensure_factor_net
-from disentune.train.checkpoint import load_model, load_state
+from disentune.checkpoints import load_model, load_state
 from disentune.train.loop import TrialSpec, run_training
 from disentune.train.session import LocalSession
 

@@ -1,8 +1,10 @@
 """Checkpoints: one ``state.pt`` per checkpoint directory, loaded with ``weights_only=True``.
 
 A checkpoint holds the model and training-step state plus what is needed to rebuild the model
-without the search space (variant, image shape, hyperparameters), so evaluators can load any
-trial's final checkpoint by path.
+without the search space (variant, image shape, hyperparameters). Training writes them; every
+later stage (the metric suite, the detectors, the report's traversals, :class:`disentune.Run`)
+rebuilds a trial's model from its checkpoint URI through :func:`load_model_uri`, which is why
+this module sits at the package's top level rather than under ``train/``.
 """
 
 from __future__ import annotations
