@@ -18,6 +18,7 @@ import pyarrow as pa
 from disentune.pareto import analyse
 from disentune.reports import schema
 from disentune.reports.html import ModelSection, render_index
+from disentune.reports.interactive import interactive_pareto_data
 from disentune.reports.plots import (
     anomaly_data,
     curves_data,
@@ -174,7 +175,7 @@ def _front_sections(trials: pa.Table, pareto: pa.Table, traversals: bool) -> lis
                     ("hypervolume contribution", f"{p['hv_contribution']:.4g}"),
                     ("lr", f"{t['lr']:.3g}"), ("latent_dim", str(t["latent_dim"])), ("seed", str(t["seed"])),
                     ("FID extractor", str(t["fid_extractor"])), ("checkpoint", str(t["checkpoint_uri"]))],
-            traversal_png=png,
+            traversal_png=png, trial_number=t["trial_number"],
         ))
     return sections
 
@@ -192,7 +193,8 @@ def build_report(run_uri: str, *, title: str | None = None, summary: Sequence[tu
         name = config.get("experiment", {}).get("name", name)
     title = title or f"disentune: {name}"
 
-    figures: dict[str, bytes] = {"pareto": draw_pareto(pareto_plot_data(trials, pareto, f"{title}: FID vs MIG"))}
+    pareto_data = pareto_plot_data(trials, pareto, f"{title}: FID vs MIG")
+    figures: dict[str, bytes] = {"pareto": draw_pareto(pareto_data)}
     if pareto.num_rows:
         figures["hypervolume"] = draw_hypervolume(hypervolume_data(pareto))
         figures["heatmaps"] = draw_heatmaps(heatmap_data(trials))
@@ -227,6 +229,7 @@ def build_report(run_uri: str, *, title: str | None = None, summary: Sequence[tu
         models=_front_sections(trials, pareto, traversals),
         config_text=json.dumps(config, indent=2) if config else "",
         suite=suite_rows(latest_evaluations(read_dataset(join(run_uri, "evaluations.parquet"), schema.EVALUATIONS)), trials),
+        pareto=interactive_pareto_data(trials, pareto, pareto_data), curves=curves,
     )
     index = join(run_uri, "index.html")
     write_bytes(index, page.encode("utf-8"))
