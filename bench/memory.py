@@ -2,6 +2,7 @@
 
     python bench/memory.py [--steps 100] [--train-sizes 10000,100000] [--resolutions 32,64]
                            [--eval-points 10000,100000] [--no-ray-eval] [--no-sweep]
+                           [--no-data | --data-only] [--data-dir DIR] [--shapes3d-hues 10]
 
 The full run (the defaults) takes about 4 minutes on a quiet 2-core machine once the 64 px
 dataset-factor network is cached; the first run on a machine trains it first (outside every
@@ -30,6 +31,10 @@ same metrics through the Ray-task evaluator (``evaluate_run``, ``num_cpus=2``) o
 (c) **a tiny sweep**: ``disentune sweep`` of 2 trials x 1 epoch x 5,000 images at 32 px,
 2 at a time, with the suite (mig, fid) after it, as one process tree.
 
+(d) **converting a published file** and (e) **a training worker reading the converted cache**:
+see bench/memory_data.py (``--data-only`` runs just these; about 5 minutes and 26 GB of scratch
+disk at full size).
+
 The dataset check: a training worker holds its own ``train_size`` images unpacked as uint8
 (``R*R`` bytes each) while they take at most 256 MiB, and otherwise decodes each batch from the
 memory-mapped, bit-packed cache that all workers share (disentune/train/batches.py); the table
@@ -43,177 +48,16 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
-MiB = 2**20
+import memory_data  # noqa: E402
+from memory_helpers import load, mapped_rss, measure, mib, status  # noqa: E402
+
 NUM_IMAGES = 737_280
-KEYS = ("VmRSS", "RssAnon", "RssFile", "RssShmem", "VmHWM")
-
-
-# ---------------------------------------------------------------------------------------------
-# /proc sampling
-# ---------------------------------------------------------------------------------------------
-
-def status(pid: int | str = "self") -> dict[str, int]:
-    """The memory lines of ``/proc/<pid>/status`` in bytes (missing ones as 0)."""
-    out = dict.fromkeys(KEYS, 0)
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            key, _, rest = line.partition(":")
-            if key in out:
-                out[key] = int(rest.split()[0]) * 1024
-    return out
-
-
-def mapped_rss(path: str | Path, pid: int | str = "self") -> int:
-    """Bytes of ``path``'s memory mappings resident in ``pid`` (its ``Rss`` lines in ``smaps``)."""
-    total, inside, target = 0, False, str(path)
-    with open(f"/proc/{pid}/smaps") as f:
-        for line in f:
-            first = line.split(" ", 1)[0]
-            if "-" in first and all(c in "0123456789abcdef-" for c in first):
-                inside = line.rstrip("\n").endswith(target)
-            elif inside and line.startswith("Rss:"):
-                total += int(line.split()[1]) * 1024
-    return total
-
-
-def pss(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/smaps_rollup") as f:
-            for line in f:
-                if line.startswith("Pss:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
-
-
-def tree(root: int) -> list[int]:
-    """``root`` and all its descendants, from the parent pids in ``/proc/*/stat``."""
-    children: dict[int, list[int]] = {}
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(ppid, []).append(int(name))
-    out, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        out.append(pid)
-        todo.extend(children.get(pid, ()))
-    return out
-
-
-def role(pid: int, root: int) -> str:
-    if pid == root:
-        return "main"
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            argv = f.read().split(b"\0")
-    except OSError:
-        return "?"
-    first = argv[0].decode(errors="replace")
-    if first.startswith("ray::"):
-        return "ray worker"
-    line = b" ".join(argv).decode(errors="replace")
-    if "default_worker.py" in line:
-        return "ray worker"
-    if any(s in line for s in ("gcs_server", "raylet", "dashboard", "log_monitor", "monitor.py",
-                               "runtime_env", "ray/_private", "ray_client_server")):
-        return "ray system"
-    return "other"
-
-
-class Monitor(threading.Thread):
-    """Samples the process tree of ``root`` every ``interval`` s; keeps the peaks of the sums."""
-
-    def __init__(self, root: int, interval: float = 0.2) -> None:
-        super().__init__(daemon=True)
-        self.root, self.interval = root, interval
-        self.stop_flag = threading.Event()
-        self.peak = {"rss": 0, "anon": 0, "file": 0, "shmem": 0, "pss": 0, "procs": 0}
-        self.per_pid: dict[int, dict] = {}
-
-    def sample(self) -> None:
-        sums = dict.fromkeys(self.peak, 0)
-        for pid in tree(self.root):
-            try:
-                s = status(pid)
-            except (OSError, ValueError):
-                continue
-            p = pss(pid)
-            sums["rss"] += s["VmRSS"]
-            sums["anon"] += s["RssAnon"]
-            sums["file"] += s["RssFile"]
-            sums["shmem"] += s["RssShmem"]
-            sums["pss"] += p
-            sums["procs"] += 1
-            mine = self.per_pid.setdefault(pid, {"role": role(pid, self.root), "hwm": 0, "anon": 0,
-                                                 "file": 0, "pss": 0})
-            mine["hwm"] = max(mine["hwm"], s["VmHWM"], s["VmRSS"])
-            mine["anon"] = max(mine["anon"], s["RssAnon"])
-            mine["file"] = max(mine["file"], s["RssFile"])
-            mine["pss"] = max(mine["pss"], p)
-        for k, v in sums.items():
-            self.peak[k] = max(self.peak[k], v)
-
-    def run(self) -> None:
-        while not self.stop_flag.is_set():
-            self.sample()
-            time.sleep(self.interval)
-
-    def stop(self) -> None:
-        self.stop_flag.set()
-        self.join()
-
-    def largest(self, which: str) -> dict:
-        """The process of role ``which`` with the largest anonymous peak (empty if none)."""
-        hits = [v for v in self.per_pid.values() if v["role"] == which]
-        return max(hits, key=lambda v: v["anon"]) if hits else {}
-
-    def role_peaks(self) -> dict[str, int]:
-        out: dict[str, int] = {}
-        for v in self.per_pid.values():
-            out[v["role"]] = out.get(v["role"], 0) + v["pss"]
-        return out
-
-
-def measure(child_args: list[str], env: dict | None = None) -> tuple[Monitor, dict, float]:
-    """Run ``bench/memory.py --child ...`` (or any argv starting with "-m") under a Monitor."""
-    fd, result_path = tempfile.mkstemp(suffix=".json")
-    os.close(fd)
-    if child_args[0] == "-m":
-        argv = [sys.executable, *child_args]
-    else:
-        argv = [sys.executable, __file__, "--child", *child_args, "--result", result_path]
-    began = time.perf_counter()
-    proc = subprocess.Popen(argv, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
-    mon = Monitor(proc.pid)
-    mon.start()
-    output = proc.communicate()[0]
-    mon.stop()
-    wall = time.perf_counter() - began
-    if proc.returncode != 0:
-        raise SystemExit(f"child {' '.join(child_args)} failed ({proc.returncode}):\n{output[-3000:]}")
-    try:
-        result = json.loads(Path(result_path).read_text() or "{}")
-    finally:
-        os.unlink(result_path)
-    return mon, result, wall
 
 
 # ---------------------------------------------------------------------------------------------
@@ -362,7 +206,9 @@ def child_eval_ray(run: str, points: int, metrics: list[str]) -> dict:
 
 def run_child(args: argparse.Namespace) -> None:
     kind, rest = args.child[0], args.child[1:]
-    if kind == "prepare":
+    if kind.startswith("data-"):
+        out = memory_data.run_child(kind, rest)
+    elif kind == "prepare":
         out = child_prepare([int(r) for r in rest])
     elif kind == "train":
         out = child_train(int(rest[0]), int(rest[1]), int(rest[2]))
@@ -378,14 +224,6 @@ def run_child(args: argparse.Namespace) -> None:
 # ---------------------------------------------------------------------------------------------
 # the tables
 # ---------------------------------------------------------------------------------------------
-
-def mib(b: float) -> str:
-    return f"{b / MiB:.0f}"
-
-
-def load() -> str:
-    return " ".join(f"{v:.2f}" for v in os.getloadavg())
-
 
 def bench_train(resolutions: list[int], sizes: list[int], steps: int) -> list[dict]:
     print("\n(a) one training trial in process (beta_tcvae, batch 64, 1 thread, 1 epoch"
@@ -517,6 +355,15 @@ def main() -> None:
     parser.add_argument("--no-eval", action="store_true")
     parser.add_argument("--no-ray-eval", action="store_true")
     parser.add_argument("--no-sweep", action="store_true")
+    parser.add_argument("--no-data", action="store_true", help="skip (d) conversion and (e) cache reading")
+    parser.add_argument("--data-only", action="store_true", help="only (d) and (e)")
+    parser.add_argument("--data-dir", type=Path, help="scratch folder for the full-size files (default: "
+                        "a temporary folder, deleted after; needs about 26 GB free)")
+    parser.add_argument("--data-resolutions", default="64,32")
+    parser.add_argument("--shapes3d-hues", type=int, default=10, help="floor hues of the Shapes3D file "
+                        "(10: the real 480,000 images; K: K/10 of it)")
+    parser.add_argument("--no-mpi3d", action="store_true")
+    parser.add_argument("--data-batches", type=int, default=300)
     args = parser.parse_args()
     if args.child:
         run_child(args)
@@ -525,7 +372,10 @@ def main() -> None:
     resolutions = [int(r) for r in args.resolutions.split(",")]
     began = time.perf_counter()
     print(f"memory of disentune on {os.cpu_count()} CPUs; load average (1, 5, 15 min) at start: {load()}")
-    measure(["prepare", *map(str, sorted(set(resolutions) | {32}))])
+    if args.data_only:
+        args.no_train = args.no_eval = args.no_sweep = True
+    else:
+        measure(["prepare", *map(str, sorted(set(resolutions) | {32}))])
     rows = []
     if not args.no_train:
         rows = bench_train(resolutions, [int(n) for n in args.train_sizes.split(",")], args.steps)
@@ -539,6 +389,14 @@ def main() -> None:
             bench_sweep(work)
         finally:
             shutil.rmtree(work, ignore_errors=True)
+    if not args.no_data:
+        work = args.data_dir or Path(tempfile.mkdtemp(prefix="memory-data-"))
+        try:
+            memory_data.bench_data(work, [int(r) for r in args.data_resolutions.split(",")],
+                                   args.shapes3d_hues, not args.no_mpi3d, args.data_batches)
+        finally:
+            if args.data_dir is None:
+                shutil.rmtree(work, ignore_errors=True)
     print(f"\ntotal {time.perf_counter() - began:.0f} s; load average at end: {load()}")
 
 

@@ -25,6 +25,14 @@ T = TypeVar("T")
 # The modules whose decorators fill the registries; imported once, on first use.
 _BUILTIN_MODULES = (
     "disentune.data.dsprites",
+    "disentune.data.dsprites_variants",
+    "disentune.data.shapes3d_procedural",
+    "disentune.data.dsprites_npz",
+    "disentune.data.shapes3d_h5",
+    "disentune.data.mpi3d_npz",
+    "disentune.data.smallnorb_mat",
+    "disentune.data.cars3d_mat",
+    "disentune.data.image_collection",
     "disentune.models.beta_vae",
     "disentune.models.beta_tcvae",
     "disentune.models.factor_vae",
@@ -43,6 +51,9 @@ _BUILTIN_MODULES = (
     "disentune.metrics.kid",
     "disentune.metrics.precision_recall",
     "disentune.metrics.attribute_control",
+    "disentune.metrics.udr",
+    "disentune.metrics.unsupervised",
+    "disentune.metrics.irs",
 )
 BUILTIN = "built-in"
 _loaded = False

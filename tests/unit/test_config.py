@@ -38,7 +38,7 @@ BAD = {
     "batch not divisible": ({"train": {"workers": 3}, "space": {"batch_size": 64}}, r"^space\.batch_size: \[64\] must be .* multiples of train\.workers \(3\)"),
     "grid over a range": ({"search": {"sampler": "grid"}, "space": {"lambda_tc": {"uniform": [0.0, 1.0]}}}, r"^search\.sampler: grid needs every searched parameter to be a choice; lambda_tc is a range"),
     "non-finite": ({"space": {"lambda_tc": {"uniform": [0.0, float("inf")]}}}, r"is not allowed; expected a finite number"),
-    "unknown suite metric": ({"evaluation": {"suite": ["mig", "irs"]}}, r"^evaluation\.suite\[1\]: 'irs' is not allowed; expected one of .*dci"),
+    "unknown suite metric": ({"evaluation": {"suite": ["mig", "nosuch"]}}, r"^evaluation\.suite\[1\]: 'nosuch' is not allowed; expected one of .*dci"),
     "repeated suite metric": ({"evaluation": {"suite": ["mig", "mig"]}}, r"^evaluation\.suite: .* without repeated names"),
     "unknown metric parameter": ({"evaluation": {"metric_params": {"dci": {"num_trian": 5}}}}, r"^evaluation\.metric_params\.dci\.num_trian: unknown parameter; allowed: num_train, num_test"),
     "bad metric size": ({"evaluation": {"metric_params": {"mig": {"num_points": 0}}}}, r"^evaluation\.metric_params\.mig\.num_points: 0 is not allowed"),

@@ -33,6 +33,7 @@ import numpy as np
 
 from disentune.data.cache import cache_dir
 from disentune.data.ground_truth import Factor, GroundTruthData
+from disentune.errors import UserError
 from disentune.registry import DATASETS
 
 RENDER_VERSION = 1
@@ -69,7 +70,9 @@ def _windows(centres: np.ndarray, resolution: int, width: int) -> tuple[np.ndarr
 
 
 class DSprites(GroundTruthData):
-    """dSprites at ``resolution`` x ``resolution``, one channel, values 0 or 1."""
+    """dSprites at ``resolution`` x ``resolution``, one channel, values 0 or 1 (``uint8_max = 1``)."""
+
+    uint8_max = 1
 
     def __init__(self, *, resolution: int = 64, cache: Path | None = None) -> None:
         if not 8 <= resolution <= 256:
@@ -171,5 +174,9 @@ class DSprites(GroundTruthData):
 
 
 @DATASETS.register("dsprites")
-def make_dsprites(*, resolution: int) -> DSprites:
+def make_dsprites(*, resolution: int, path: str | None = None) -> DSprites:
+    """Procedural dSprites; ``path`` must be None (the published npz is ``dsprites_file``)."""
+    if path is not None:
+        raise UserError(f"dsprites is rendered procedurally and reads no file (data.path={path!r}); "
+                        "use dataset dsprites_file for the published npz")
     return DSprites(resolution=resolution)

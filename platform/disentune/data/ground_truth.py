@@ -1,10 +1,31 @@
-"""The ground-truth-data interface shared by every dataset, and factor-region exclusion.
+"""The image-data interface shared by every dataset, the factor grid, and factor-region exclusion.
 
-A dataset with ground-truth factors is a full grid: ``K`` factors, factor ``k`` taking
-``sizes[k]`` values, and one image per combination. Images are addressed either by their *classes*
-(an int array of shape ``(n, K)``, ``classes[:, k] < sizes[k]``) or by their flat *index* in
-row-major order (the last factor varies fastest), so ``index = classes @ strides`` with
+:class:`ImageData` is what training and the quality metrics (FID) read: ``num_images`` images of
+``image_shape = (C, R, R)``, addressed by a flat index. An image collection without factors (a
+folder of PNGs, CelebA) is just that: ``factors == ()`` and ``has_factors`` is False, so the
+metrics that need factors are refused for it.
+
+:class:`GroundTruthData` adds ground-truth factors on a full grid: ``K`` factors, factor ``k``
+taking ``sizes[k]`` values, and one image per combination. Images are addressed either by their
+*classes* (an int array of shape ``(n, K)``, ``classes[:, k] < sizes[k]``) or by their flat *index*
+in row-major order (the last factor varies fastest), so ``index = classes @ strides`` with
 ``strides[k] = prod(sizes[k+1:])``.
+
+**Nuisance variables.** Some published grids have a variable that is not a factor: SmallNORB's
+object instance (disentanglement_lib exposes category, elevation, azimuth and lighting, and draws
+the instance at random). Such a dataset stores the grid with the nuisance variable *last*
+(fastest), so with ``N = nuisance_size``
+
+    ``index = (classes @ strides) * N + nuisance``,  ``num_images = prod(sizes) * N``.
+
+:meth:`~GroundTruthData.classes_of` returns the public classes of an index; :meth:`index_of` and
+:meth:`images` pick nuisance 0, or a uniformly random one when given ``rng``. With ``N = 1`` (every
+dataset without a nuisance variable) both formulas reduce to the plain grid.
+
+**Pixel levels.** ``images_at(index, dtype=np.uint8)`` returns the stored integer levels
+``0 .. uint8_max`` (compact, for a training worker to keep resident); float dtypes return the
+images in [0, 1], i.e. the levels divided by ``uint8_max``. Binary procedural data (dSprites)
+stores ``uint8_max = 1``; 8-bit data (every published file, every image collection) 255.
 
 Regions (see :class:`Region`) name parts of the grid that are left out of training, which is how
 the anomaly benchmarks hold out a shape or a factor combination.
@@ -34,10 +55,35 @@ class Factor:
         return int(self.values.shape[0])
 
 
-class GroundTruthData(abc.ABC):
-    """A full factor grid with one image per combination of factor values."""
+class ImageData(abc.ABC):
+    """``num_images`` images of ``image_shape``, addressed by flat index; no factors."""
+
+    factors: tuple[Factor, ...] = ()
+    has_factors: bool = False
+    uint8_max: int = 255  # the level of a white pixel in ``images_at(..., dtype=np.uint8)``
+
+    @property
+    @abc.abstractmethod
+    def image_shape(self) -> tuple[int, int, int]:
+        """(channels, height, width)."""
+
+    @property
+    @abc.abstractmethod
+    def num_images(self) -> int:
+        """How many images there are; valid flat indices are ``0 .. num_images - 1``."""
+
+    @abc.abstractmethod
+    def images_at(self, index: np.ndarray, dtype: type = np.float32) -> np.ndarray:
+        """Images ``(n, C, H, W)`` for flat indices ``(n,)``: float in [0, 1], or with
+        ``dtype=np.uint8`` the stored levels ``0 .. uint8_max``."""
+
+
+class GroundTruthData(ImageData):
+    """A full factor grid with one image per combination of factor values (and nuisance value)."""
 
     factors: tuple[Factor, ...]
+    has_factors = True
+    nuisance_size: int = 1  # values of the nuisance variable stored fastest (1: none)
 
     @property
     def factor_names(self) -> tuple[str, ...]:
@@ -49,33 +95,38 @@ class GroundTruthData(abc.ABC):
 
     @property
     def strides(self) -> np.ndarray:
+        """Strides ``(K,)`` of the public grid (multiply by ``nuisance_size`` for flat indices)."""
         sizes = self.factor_sizes
         return np.concatenate([np.cumprod(sizes[::-1])[::-1][1:], [1]]).astype(np.int64)
 
     @property
     def num_images(self) -> int:
-        return int(np.prod(self.factor_sizes))
+        return int(np.prod(self.factor_sizes)) * int(self.nuisance_size)
 
-    @property
-    @abc.abstractmethod
-    def image_shape(self) -> tuple[int, int, int]:
-        """(channels, height, width)."""
-
-    def index_of(self, classes: np.ndarray) -> np.ndarray:
-        """Flat indices ``(n,)`` of factor classes ``(n, K)``."""
+    def index_of(self, classes: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
+        """Flat indices ``(n,)`` of factor classes ``(n, K)``: nuisance 0, or random from ``rng``."""
         classes = np.asarray(classes, dtype=np.int64)
         if classes.ndim != 2 or classes.shape[1] != len(self.factors):
             raise ValueError(f"classes must have shape (n, {len(self.factors)}), got {classes.shape}")
         if (classes < 0).any() or (classes >= self.factor_sizes).any():
             raise ValueError("factor classes out of range")
-        return classes @ self.strides
+        public = classes @ self.strides
+        if self.nuisance_size == 1:
+            return public
+        nuisance = (np.zeros(len(classes), dtype=np.int64) if rng is None
+                    else rng.integers(0, self.nuisance_size, len(classes)))
+        return public * self.nuisance_size + nuisance
 
     def classes_of(self, index: np.ndarray) -> np.ndarray:
-        """Factor classes ``(n, K)`` of flat indices ``(n,)``."""
+        """Factor classes ``(n, K)`` of flat indices ``(n,)`` (the nuisance value is dropped)."""
         index = np.asarray(index, dtype=np.int64)
         if (index < 0).any() or (index >= self.num_images).any():
             raise ValueError(f"image index out of range [0, {self.num_images})")
-        return (index[:, None] // self.strides) % self.factor_sizes
+        return ((index // self.nuisance_size)[:, None] // self.strides) % self.factor_sizes
+
+    def nuisance_of(self, index: np.ndarray) -> np.ndarray:
+        """The nuisance value ``(n,)`` of flat indices ``(n,)`` (all 0 without one)."""
+        return np.asarray(index, dtype=np.int64) % self.nuisance_size
 
     def factor_values(self, classes: np.ndarray) -> np.ndarray:
         """The factor values ``(n, K)`` (floats in the dataset's units) of factor classes."""
@@ -85,13 +136,10 @@ class GroundTruthData(abc.ABC):
         """``n`` factor classes drawn uniformly and independently per factor, shape ``(n, K)``."""
         return rng.integers(0, self.factor_sizes, size=(n, len(self.factors)))
 
-    @abc.abstractmethod
-    def images_at(self, index: np.ndarray, dtype: type = np.float32) -> np.ndarray:
-        """Images ``(n, C, H, W)`` in [0, 1] for flat indices ``(n,)`` (uint8 for compact storage)."""
-
-    def images(self, classes: np.ndarray) -> np.ndarray:
-        """Images ``(n, C, H, W)`` float32 in [0, 1] for factor classes ``(n, K)``."""
-        return self.images_at(self.index_of(classes))
+    def images(self, classes: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
+        """Images ``(n, C, H, W)`` float32 in [0, 1] for factor classes ``(n, K)`` (nuisance as
+        in :meth:`index_of`)."""
+        return self.images_at(self.index_of(classes, rng))
 
 
 @dataclass(frozen=True)
@@ -148,18 +196,28 @@ class Region:
 
 def excluded_mask(data: GroundTruthData, regions: Sequence[Region]) -> np.ndarray:
     """Boolean ``(num_images,)``: True where an image lies in any of the regions."""
-    classes = data.classes_of(np.arange(data.num_images))
     mask = np.zeros(data.num_images, dtype=bool)
+    if not regions:
+        return mask
+    classes = data.classes_of(np.arange(data.num_images))
     for region in regions:
         mask |= region.contains(data, classes)
     return mask
 
 
 def training_indices(
-    data: GroundTruthData, regions: Sequence[Region], size: int, rng: np.random.Generator
+    data: ImageData, regions: Sequence[Region], size: int, rng: np.random.Generator
 ) -> np.ndarray:
-    """Sorted flat indices of ``size`` images outside every region (all of them if size is 0)."""
-    allowed = np.flatnonzero(~excluded_mask(data, regions))
+    """Sorted flat indices of ``size`` images outside every region (all of them if size is 0).
+
+    An image collection without factors has no regions to exclude: every image is allowed.
+    """
+    if not data.has_factors:
+        if regions:
+            raise ConfigError("data.exclude: this dataset has no factors, so no region can be excluded")
+        allowed = np.arange(data.num_images)
+    else:
+        allowed = np.flatnonzero(~excluded_mask(data, regions))  # type: ignore[arg-type]
     if allowed.size == 0:
         raise ConfigError("data.exclude leaves no training images: every image lies in a region")
     if size and size < allowed.size:

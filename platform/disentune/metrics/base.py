@@ -14,10 +14,22 @@ without a list of names anywhere else:
 - ``kind="control"``: ``compute(decode, code_ranges (c, 2), predict_factors, *, rng, **params)``
   where ``decode(codes (n, c)) -> images`` renders codes and ``predict_factors(images) -> (n, K)``
   reads each image's factor values with the dataset-factor network.
+- ``kind="unsupervised"``: ``compute(representation (n, d), *, rng, **params)``; the evaluator
+  draws ``points(params)`` images by uniformly random flat index (``rng.integers(0,
+  data.num_images, n)``, ``data.images_at``) and never reads factors, so these metrics also run on
+  image collections without factors (disentanglement_lib's ``unsupervised_metrics``).
+- ``kind="cross_model"``: ``compute(models_means, models_logvars, *, rng, **params)`` compares
+  several models of one dataset (a trial's replicates, or the trials of a run): ``models_means``
+  is a list with one ``(n, d_m)`` array per model, the posterior means of the SAME ``n =
+  points(params)`` images (drawn as for ``"unsupervised"``), and ``models_logvars`` the matching
+  posterior log-variances (``None``, or ``None`` for a model without a Gaussian posterior). Each
+  name in ``values`` maps to a list with one float per model, in the order given (UDR, Duan et al.
+  2020). :func:`disentune.metrics.suite.run_cross_model` feeds it from several trained models.
 
 The dict a wrapper returns holds the scalar results named in ``values`` (one row each in
-``evaluations.parquet``) and everything else that describes them (sample sizes, bins, seeds,
-per-factor details), which is stored as the row's ``params``.
+``evaluations.parquet``; for ``"cross_model"`` one row per model) and everything else that
+describes them (sample sizes, bins, seeds, per-factor details), which is stored as the row's
+``params``. Only the kinds in :data:`NEEDS_FACTORS` read ground-truth factors.
 """
 
 from __future__ import annotations
@@ -29,7 +41,8 @@ import numpy as np
 
 from disentune.registry import METRICS
 
-Kind = Literal["representation", "intervention", "quality", "control"]
+Kind = Literal["representation", "intervention", "quality", "control", "unsupervised", "cross_model"]
+NEEDS_FACTORS: frozenset[str] = frozenset({"representation", "intervention", "control"})
 Represent = Callable[[np.ndarray], np.ndarray]  # an intervention metric's input (see above)
 REPRESENT_CHUNK = 16_384  # rows per represent call: bounds the images rendered at once
 
@@ -50,6 +63,11 @@ class Metric:
     values: tuple[str, ...]
     defaults: Mapping[str, Any] = field(default_factory=dict)
     points: Callable[[Mapping[str, Any]], int] | None = None
+
+    @property
+    def needs_factors(self) -> bool:
+        """Whether the metric reads ground-truth factors (refused on image collections)."""
+        return self.kind in NEEDS_FACTORS
 
     def sample_size(self, params: Mapping[str, Any] | None = None) -> int:
         """Images the evaluator draws for this metric (0 for metrics that sample themselves)."""

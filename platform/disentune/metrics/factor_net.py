@@ -75,7 +75,7 @@ def train_factor_net(
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     classes = data.sample_factors(num_images, rng)
-    images = torch.from_numpy(data.images(classes))
+    images = torch.from_numpy(data.images(classes, rng))
     labels = torch.from_numpy(classes)
     net = FactorNet(data.image_shape, data.factor_sizes.tolist())
     opt = torch.optim.Adam(net.parameters(), lr=lr)
@@ -92,7 +92,7 @@ def train_factor_net(
             opt.step()
     with torch.no_grad():
         held = data.sample_factors(2000, rng)
-        logits = net(torch.from_numpy(data.images(held)))
+        logits = net(torch.from_numpy(data.images(held, rng)))
         accuracy = [float((lg.argmax(1).numpy() == held[:, k]).mean()) for k, lg in enumerate(logits)]
     return net, {"seconds": time.perf_counter() - start, "accuracy": accuracy}
 

@@ -37,7 +37,9 @@ class TrainingImages:
 
     def batch(self, rows: torch.Tensor) -> torch.Tensor:
         """The images at positions ``rows`` (into ``index``), float32 in [0, 1] on the device."""
-        if self._images is not None:
-            return self._images[rows.to(self.device)].float()
+        if self._images is not None:  # uint8 levels 0 .. uint8_max (1 for binary dSprites, else 255)
+            images = self._images[rows.to(self.device)].float()
+            # a division, not a product with 1 / 255: equal bit for bit to images_at's float images
+            return images if self.data.uint8_max == 1 else images / self.data.uint8_max
         picked = self.index[rows.cpu().numpy()]
         return torch.from_numpy(self.data.images_at(picked, dtype=np.float32)).to(self.device, non_blocking=True)
