@@ -3,7 +3,7 @@ import pytest
 import scipy.stats
 from sklearn.ensemble import GradientBoostingClassifier
 
-from disentune.metrics.dci import completeness, compute_dci, disentanglement, importance_gbt
+from disentune.metrics.dci import BACKENDS, completeness, compute_dci, disentanglement, importance_gbt
 from disentune.registry import METRICS
 
 SIZES = (2, 3, 4)
@@ -62,14 +62,39 @@ def test_needs_two_codes_and_two_factors():
         disentanglement(np.ones((3, 1)))
 
 
-def test_importance_is_the_reference_gbt_loop():
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_importance_is_the_reference_gbt_loop(backend):
     f = factors(120)
     rep = f + np.random.default_rng(2).normal(scale=0.3, size=f.shape)
-    importance, train_acc, test_acc = importance_gbt(rep[:60], f[:60], rep[60:], f[60:], seed=7)
-    model = GradientBoostingClassifier(random_state=7).fit(rep[:60], f[:60, 1])
-    np.testing.assert_array_equal(importance[:, 1], model.feature_importances_)
-    assert test_acc[1] == np.mean(model.predict(rep[60:]) == f[60:, 1])
-    assert train_acc[1] == np.mean(model.predict(rep[:60]) == f[:60, 1])
+    importance, train_acc, test_acc = importance_gbt(rep[:60], f[:60], rep[60:], f[60:], seed=7,
+                                                     backend=backend)
+    for k in range(f.shape[1]):  # a binary factor (one tree a stage) and two multiclass ones
+        model = GradientBoostingClassifier(random_state=7).fit(rep[:60], f[:60, k])
+        np.testing.assert_allclose(importance[:, k], model.feature_importances_, rtol=0, atol=1e-12)
+        assert test_acc[k] == np.mean(model.predict(rep[60:]) == f[60:, k])
+        assert train_acc[k] == np.mean(model.predict(rep[:60]) == f[:60, k])
+
+
+def test_backends_give_the_same_dci():
+    f = factors(150, sizes=(2, 3, 5))
+    rng = np.random.default_rng(4)
+    rep = np.concatenate([f / 5 + rng.normal(scale=0.1, size=f.shape), rng.normal(size=(150, 2))], axis=1)
+    fast, reference = (compute_dci(rep, f, rng=np.random.default_rng(5), num_train=100, num_test=50,
+                                   backend=backend) for backend in ("presorted", "sklearn"))
+    assert fast["gbt_backend"] == "presorted" and reference["gbt_backend"] == "sklearn"
+    np.testing.assert_allclose(fast["importance_matrix"], reference["importance_matrix"],
+                               rtol=0, atol=1e-12)
+    for key in ("dci_disentanglement", "dci_completeness", "dci_informativeness",
+                "dci_informativeness_train"):
+        assert fast[key] == pytest.approx(reference[key], rel=0, abs=1e-12)
+    assert fast["dci_informativeness_per_factor"] == reference["dci_informativeness_per_factor"]
+
+
+def test_unknown_backend_is_refused():
+    f = factors(40, sizes=(2, 2))
+    with pytest.raises(ValueError, match="backend must be one of presorted, sklearn"):
+        compute_dci(f.astype(float), f, rng=np.random.default_rng(0), num_train=30, num_test=10,
+                    backend="xgb")
 
 
 # ---- the metric on representations (the reference library's sanity cases) ----
