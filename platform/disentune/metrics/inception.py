@@ -1,34 +1,48 @@
-"""Inception-v3 pool3 features for FID and KID, from a weights file the user points to.
+"""Inception-v3 pool3 features for FID, KID and precision/recall, from a weights file the user gives.
 
 Nothing is downloaded: :func:`load_inception` reads a local path or an ``s3://`` URI (through
-:func:`disentune.reports.storage.filesystem`) holding an Inception-v3 state dict in torchvision's
-layout (``torch.save(model.state_dict())``, or a dict with a ``"state_dict"`` entry), e.g. torchvision's
-released ``inception_v3_google-0cc3c7bd.pth``. The file is loaded with ``weights_only=True``, so it
-never runs code. The ``AuxLogits.*`` and ``fc.*`` entries are dropped (the auxiliary head is not
-built, and the classifier is not used); every other tensor must match by name and shape.
+:func:`disentune.storage.read_bytes`) holding an Inception-v3 state dict (``torch.save(state_dict)``,
+or a dict with a ``"state_dict"`` entry) of one of two kinds, which define different numbers:
 
-The network is :class:`InceptionV3`, torchvision's ``Inception3`` (Szegedy et al. 2016) written
-out here in eval-only form with the same module names, so the same files load. It is not imported
-from torchvision because PyPI's torchvision wheels are CUDA builds whose compiled ops fail to load
-beside the CPU build of torch this project installs (``import torchvision`` then raises), and the
-features need none of torchvision's ops. Its outputs match torchvision's ``inception_v3(weights=None,
-aux_logits=False)`` with ``fc = Identity`` on the same state dict (checked when this was written;
-the tests pin the tensor names and shapes).
+- ``"pytorch-fid"``: the FID Inception weights (``pt_inception-2015-12-05-6726825d.pth``, the
+  TensorFlow FID graph of Heusel et al. 2017 ported by pytorch-fid; 1008 classes in ``fc``). The
+  network is pytorch-fid's ``fid_inception_v3()``: torchvision's module tree with its
+  ``FIDInceptionA`` (Mixed_5b-5d), ``FIDInceptionC`` (Mixed_6b-6e), ``FIDInceptionE_1`` (Mixed_7b)
+  and ``FIDInceptionE_2`` (Mixed_7c) blocks, which differ from torchvision's only in the pooling
+  branch: TensorFlow's 3 x 3 average pool leaves the zero padding out of the mean
+  (``count_include_pad=False``) and Mixed_7c max-pools (3 x 3, stride 1, padding 1) where
+  torchvision average-pools. Its features equal ``pytorch_fid.inception.InceptionV3(
+  resize_input=True, normalize_input=True)``'s on the same file (the tests run pytorch-fid).
+- ``"torchvision"``: torchvision's ``inception_v3`` state dict (e.g. its released
+  ``inception_v3_google-0cc3c7bd.pth``, 1000 classes), through torchvision's own blocks. Its outputs
+  match torchvision's ``inception_v3(weights=None, aux_logits=False)`` with ``fc = Identity``.
+
+The kind is read off the file (``fc.weight`` with 1008 rows: pytorch-fid's, any other ``fc``:
+torchvision's) or given as ``kind=``; a file without ``fc`` must be given its kind, and a kind that
+contradicts the file's ``fc`` is refused. The file is loaded with ``weights_only=True``, so it never
+runs code. ``AuxLogits.*`` and ``fc.*`` are dropped (neither head is used), batch norm's
+``num_batches_tracked`` counters may be absent (eval mode never reads them), and every other
+tensor must match by name and shape.
+
+The network is written out here in eval-only form with torchvision's module names rather than
+imported from torchvision, because PyPI's torchvision wheels are CUDA builds whose compiled ops
+fail to load beside the CPU build of torch this project installs (``import torchvision`` then
+raises), and the features need none of torchvision's ops.
 
 Features (the FID convention of Heusel et al. 2017) are the 2048-d output of the final average
 pool, the input of ``fc``. Images ``(n, C, H, W)`` in ``[0, 1]`` are
 
 1. repeated to 3 channels when grayscale (``C = 1``),
-2. resized to 299 x 299 bilinearly (``align_corners=False``, no antialiasing),
-3. mapped to ``[-1, 1]`` by ``2 x - 1``.
+2. resized to 299 x 299 bilinearly (``align_corners=False``, no antialiasing; pytorch-fid's
+   ``resize_input=True``),
+3. mapped to ``[-1, 1]`` by ``2 x - 1`` (pytorch-fid's ``normalize_input=True``).
 
-Step 3 is the input range of the released weights (ported from TensorFlow): torchvision's
+Step 3 is the input range of both kinds of weights (ported from TensorFlow): torchvision's
 ``transform_input=True`` exists only to turn ImageNet-normalised input ``(x - mean) / std`` back
 into ``(x - 0.5) / 0.5`` before the first convolution, so feeding ``(x - 0.5) / 0.5`` directly is
-the same computation without the round trip. The weights of the original TensorFlow FID graph
-(pytorch-fid's port) also load, as their tensors share these names, but its blocks pool slightly
-differently, so values are close to, not equal to, the reference FID. The extractor is named
-``inception-v3:<first 12 hex of the file's sha256>``.
+the same computation without the round trip. The extractor is named after the definition its
+numbers follow and the file: ``inception-v3-pytorch-fid:<sha12>`` or
+``inception-v3-torchvision:<sha12>`` (the first 12 hex digits of the file's sha256).
 """
 
 from __future__ import annotations
@@ -36,7 +50,7 @@ from __future__ import annotations
 import hashlib
 import io
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Literal, Mapping
 
 import numpy as np
 import torch
@@ -48,7 +62,10 @@ from disentune.storage import read_bytes
 
 FEATURES = 2048
 SIZE = 299
+KINDS = ("pytorch-fid", "torchvision")  # what load_inception builds; "auto" reads it off the file
+FID_CLASSES = 1008  # rows of fc.weight in pytorch-fid's FID weights (torchvision's: 1000)
 _DROPPED = ("AuxLogits.", "fc.")
+_OPTIONAL = "num_batches_tracked"
 
 
 class BasicConv2d(nn.Module):
@@ -63,15 +80,23 @@ class BasicConv2d(nn.Module):
         return F.relu(self.bn(self.conv(x)))
 
 
-def _avg3(x: torch.Tensor) -> torch.Tensor:
-    return F.avg_pool2d(x, kernel_size=3, stride=1, padding=1)
+# The 3 x 3, stride 1, padding 1 pool of a block's pool branch: torchvision's average counts the
+# zero padding in the mean; TensorFlow's (the FID graph's) does not; its Mixed_7c max-pools.
+Pool = Literal["avg", "avg-valid", "max"]
+
+
+def _pool3(x: torch.Tensor, pool: Pool) -> torch.Tensor:
+    if pool == "max":
+        return F.max_pool2d(x, kernel_size=3, stride=1, padding=1)
+    return F.avg_pool2d(x, kernel_size=3, stride=1, padding=1, count_include_pad=pool == "avg")
 
 
 class InceptionA(nn.Module):
     """35 x 35 block: ``(n, c, 35, 35) -> (n, 224 + pool_features, 35, 35)``."""
 
-    def __init__(self, c: int, pool_features: int) -> None:
+    def __init__(self, c: int, pool_features: int, pool: Pool = "avg") -> None:
         super().__init__()
+        self.pool = pool
         self.branch1x1 = BasicConv2d(c, 64, kernel_size=1)
         self.branch5x5_1 = BasicConv2d(c, 48, kernel_size=1)
         self.branch5x5_2 = BasicConv2d(48, 64, kernel_size=5, padding=2)
@@ -85,7 +110,7 @@ class InceptionA(nn.Module):
             self.branch1x1(x),
             self.branch5x5_2(self.branch5x5_1(x)),
             self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x))),
-            self.branch_pool(_avg3(x)),
+            self.branch_pool(_pool3(x, self.pool)),
         ], 1)
 
 
@@ -110,8 +135,9 @@ class InceptionB(nn.Module):
 class InceptionC(nn.Module):
     """17 x 17 block with factorised 7 x 7 convolutions: ``(n, 768, 17, 17)`` in and out."""
 
-    def __init__(self, c: int, channels_7x7: int) -> None:
+    def __init__(self, c: int, channels_7x7: int, pool: Pool = "avg") -> None:
         super().__init__()
+        self.pool = pool
         c7 = channels_7x7
         row, col = {"kernel_size": (1, 7), "padding": (0, 3)}, {"kernel_size": (7, 1), "padding": (3, 0)}
         self.branch1x1 = BasicConv2d(c, 192, kernel_size=1)
@@ -131,7 +157,7 @@ class InceptionC(nn.Module):
             self.branch1x1(x),
             self.branch7x7_3(self.branch7x7_2(self.branch7x7_1(x))),
             self.branch7x7dbl_5(self.branch7x7dbl_4(dbl)),
-            self.branch_pool(_avg3(x)),
+            self.branch_pool(_pool3(x, self.pool)),
         ], 1)
 
 
@@ -159,8 +185,9 @@ class InceptionD(nn.Module):
 class InceptionE(nn.Module):
     """8 x 8 block with expanded filter banks: ``(n, c, 8, 8) -> (n, 2048, 8, 8)``."""
 
-    def __init__(self, c: int) -> None:
+    def __init__(self, c: int, pool: Pool = "avg") -> None:
         super().__init__()
+        self.pool = pool
         row, col = {"kernel_size": (1, 3), "padding": (0, 1)}, {"kernel_size": (3, 1), "padding": (1, 0)}
         self.branch1x1 = BasicConv2d(c, 320, kernel_size=1)
         self.branch3x3_1 = BasicConv2d(c, 384, kernel_size=1)
@@ -179,27 +206,37 @@ class InceptionE(nn.Module):
             self.branch1x1(x),
             self.branch3x3_2a(b3), self.branch3x3_2b(b3),
             self.branch3x3dbl_3a(dbl), self.branch3x3dbl_3b(dbl),
-            self.branch_pool(_avg3(x)),
+            self.branch_pool(_pool3(x, self.pool)),
         ], 1)
 
 
 class InceptionV3(nn.Module):
-    """``(n, 3, 299, 299)`` in [-1, 1] -> pool3 features ``(n, 2048)``; torchvision's names."""
+    """``(n, 3, 299, 299)`` in [-1, 1] -> pool3 features ``(n, 2048)``; torchvision's names.
 
-    def __init__(self) -> None:
+    ``kind="torchvision"`` builds torchvision's ``Inception3`` blocks, ``kind="pytorch-fid"``
+    pytorch-fid's ``fid_inception_v3()`` (the same tensors; see the module docstring).
+    """
+
+    def __init__(self, kind: str = "torchvision") -> None:
         super().__init__()
+        if kind not in KINDS:
+            raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
+        self.kind = kind
+        fid = kind == "pytorch-fid"
+        pool: Pool = "avg-valid" if fid else "avg"
         self.Conv2d_1a_3x3 = BasicConv2d(3, 32, kernel_size=3, stride=2)
         self.Conv2d_2a_3x3 = BasicConv2d(32, 32, kernel_size=3)
         self.Conv2d_2b_3x3 = BasicConv2d(32, 64, kernel_size=3, padding=1)
         self.Conv2d_3b_1x1 = BasicConv2d(64, 80, kernel_size=1)
         self.Conv2d_4a_3x3 = BasicConv2d(80, 192, kernel_size=3)
-        self.Mixed_5b, self.Mixed_5c = InceptionA(192, 32), InceptionA(256, 64)
-        self.Mixed_5d = InceptionA(288, 64)
+        self.Mixed_5b, self.Mixed_5c = InceptionA(192, 32, pool), InceptionA(256, 64, pool)
+        self.Mixed_5d = InceptionA(288, 64, pool)
         self.Mixed_6a = InceptionB(288)
-        self.Mixed_6b, self.Mixed_6c = InceptionC(768, 128), InceptionC(768, 160)
-        self.Mixed_6d, self.Mixed_6e = InceptionC(768, 160), InceptionC(768, 192)
+        self.Mixed_6b, self.Mixed_6c = InceptionC(768, 128, pool), InceptionC(768, 160, pool)
+        self.Mixed_6d, self.Mixed_6e = InceptionC(768, 160, pool), InceptionC(768, 192, pool)
         self.Mixed_7a = InceptionD(768)
-        self.Mixed_7b, self.Mixed_7c = InceptionE(1280), InceptionE(2048)
+        self.Mixed_7b = InceptionE(1280, pool)  # FIDInceptionE_1 when fid
+        self.Mixed_7c = InceptionE(2048, "max" if fid else pool)  # FIDInceptionE_2 when fid
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.Conv2d_2b_3x3(self.Conv2d_2a_3x3(self.Conv2d_1a_3x3(x)))
@@ -243,17 +280,48 @@ class InceptionExtractor:
 
 
 def _state_dict(payload: object, uri: str) -> dict[str, torch.Tensor]:
+    """The tensors of a (possibly wrapped) state dict, heads included."""
     if isinstance(payload, Mapping) and isinstance(payload.get("state_dict"), Mapping):
         payload = payload["state_dict"]
     if not isinstance(payload, Mapping) or not all(isinstance(v, torch.Tensor) for v in payload.values()):
         raise UserError(f"{uri}: not an Inception-v3 state dict (expected a mapping of names to tensors)")
-    return {k: v for k, v in payload.items() if not str(k).startswith(_DROPPED)}
+    return {str(k): v for k, v in payload.items()}
+
+
+def weights_kind(state: Mapping[str, torch.Tensor]) -> str | None:
+    """``"pytorch-fid"`` or ``"torchvision"`` read off the classifier ``fc.weight``; None without it.
+
+    pytorch-fid's FID weights classify 1008 classes (the TensorFlow graph's), torchvision's 1000;
+    any other classifier is taken for a torchvision network fine-tuned to other classes.
+    """
+    fc = state.get("fc.weight")
+    if fc is None:
+        return None
+    return "pytorch-fid" if fc.ndim == 2 and fc.shape[0] == FID_CLASSES else "torchvision"
+
+
+def _resolve_kind(kind: str, detected: str | None, uri: str) -> str:
+    if kind not in ("auto", *KINDS):
+        raise UserError(f"Inception-v3 weights kind: got {kind!r}, expected one of auto, {', '.join(KINDS)}")
+    if kind == "auto":
+        if detected is None:
+            raise UserError(
+                f"{uri}: no fc.weight to tell pytorch-fid's FID weights (1008 classes) from "
+                f"torchvision's (1000); give the kind: {' or '.join(KINDS)}"
+            )
+        return detected
+    if detected is not None and detected != kind:
+        raise UserError(
+            f"{uri}: the weights were given as {kind}, but their fc.weight (rows: "
+            f"{'1008' if detected == 'pytorch-fid' else 'not 1008'}) says {detected}"
+        )
+    return kind
 
 
 def _mismatch(net: nn.Module, state: Mapping[str, torch.Tensor]) -> str | None:
     """A short description of how ``state`` differs from ``net``'s tensors, or None if it fits."""
     expected = net.state_dict()
-    missing = sorted(set(expected) - set(state))
+    missing = sorted(k for k in set(expected) - set(state) if not k.endswith(_OPTIONAL))
     unexpected = sorted(set(state) - set(expected))
     wrong = sorted(k for k in set(expected) & set(state) if expected[k].shape != state[k].shape)
     problems = []
@@ -270,12 +338,13 @@ def _mismatch(net: nn.Module, state: Mapping[str, torch.Tensor]) -> str | None:
     return "; ".join(problems) or None
 
 
-def load_inception(uri: str, device: torch.device | str = "cpu") -> InceptionExtractor:
+def load_inception(uri: str, device: torch.device | str = "cpu", kind: str = "auto") -> InceptionExtractor:
     """Load Inception-v3 weights from a local path or ``s3://`` URI; a one-line UserError if not.
 
-    Missing or unreadable files, files that are not PyTorch weights and state dicts that do not
-    fit torchvision's Inception-v3 layout each raise :class:`~disentune.errors.UserError` naming
-    ``uri``.
+    ``kind`` is ``"auto"`` (read off the file's ``fc``), ``"pytorch-fid"`` or ``"torchvision"``
+    (see the module docstring). Missing or unreadable files, files that are not PyTorch weights,
+    state dicts that do not fit Inception-v3's layout, and a kind that cannot be told or
+    contradicts the file each raise :class:`~disentune.errors.UserError` naming ``uri``.
     """
     data = read_bytes(uri)  # UserError for missing files and storage failures
     try:
@@ -284,10 +353,12 @@ def load_inception(uri: str, device: torch.device | str = "cpu") -> InceptionExt
         text = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
         raise UserError(f"{uri}: not a readable PyTorch weights file ({text})") from None
     state = _state_dict(payload, uri)
-    net = InceptionV3()
+    kind = _resolve_kind(kind, weights_kind(state), uri)
+    state = {k: v for k, v in state.items() if not k.startswith(_DROPPED)}
+    net = InceptionV3(kind)
     problem = _mismatch(net, state)
     if problem:
-        raise UserError(f"{uri}: not torchvision Inception-v3 weights: {problem}")
-    net.load_state_dict(state)
+        raise UserError(f"{uri}: not Inception-v3 weights ({kind}): {problem}")
+    net.load_state_dict({**net.state_dict(), **state})  # absent num_batches_tracked keep their 0
     net.to(device).eval()
-    return InceptionExtractor(net, f"inception-v3:{hashlib.sha256(data).hexdigest()[:12]}")
+    return InceptionExtractor(net, f"inception-v3-{kind}:{hashlib.sha256(data).hexdigest()[:12]}")

@@ -13,7 +13,11 @@ estimated without bias (their Eq. 2, the U-statistic of Gretton et al. 2012, Lem
 
 Following the paper's reference code, the estimate is averaged over ``num_subsets`` random subsets
 of ``subset_size`` points drawn without replacement from each set; the reported spread is the
-standard deviation across subsets. Unlike FID the estimate is unbiased, so it can be slightly
+standard deviation across subsets (``ddof = 0``). This is torch-fidelity's KID (``kid_subsets``,
+``kid_subset_size``, the same kernel and unbiased estimate): given ``np.random.RandomState(s)`` as
+``rng`` the subsets are the ones torch-fidelity draws with ``rng_seed=s`` (real, then generated,
+one ``choice(n, size, replace=False)`` each per subset), and the values equal its values; the
+tests run torch-fidelity 0.4.0. Unlike FID the estimate is unbiased, so it can be slightly
 negative when both sets come from the same distribution. As with FID, the value depends on the
 feature extractor, whose name travels with it.
 
@@ -51,9 +55,11 @@ def mmd2_unbiased(x: np.ndarray, y: np.ndarray) -> float:
     return float(within_x + within_y - 2.0 * polynomial_kernel(x, y).mean())
 
 
+Rng = np.random.Generator | np.random.RandomState  # anything with numpy's choice(n, size, replace=False)
+
+
 def kid_subsets(
-    real: np.ndarray, generated: np.ndarray, *, rng: np.random.Generator, num_subsets: int,
-    subset_size: int,
+    real: np.ndarray, generated: np.ndarray, *, rng: Rng, num_subsets: int, subset_size: int,
 ) -> np.ndarray:
     """Unbiased MMD^2 ``(num_subsets,)`` of random subsets of ``real (n, f)`` and ``generated (m, f)``.
 
@@ -82,7 +88,7 @@ def compute_kid(
     real_features: np.ndarray,
     generated_features: np.ndarray,
     *,
-    rng: np.random.Generator,
+    rng: Rng,
     extractor: str = "unnamed",
     num_points: int | None = None,
     num_subsets: int = 100,

@@ -1,7 +1,16 @@
 import numpy as np
 import scipy.linalg
 
-from disentune.metrics.fid import compute_fid, frechet_distance, gaussian_stats
+import pytest
+
+from disentune.metrics.fid import compute_fid, frechet_distance, frechet_distance_of_features, gaussian_stats
+
+
+def _sqrtm_fid(x: np.ndarray, y: np.ndarray) -> float:
+    """pytorch-fid's calculate_frechet_distance: scipy's general matrix square root of S_x S_y."""
+    (mu1, s1), (mu2, s2) = gaussian_stats(x), gaussian_stats(y)
+    covmean = scipy.linalg.sqrtm(s1 @ s2).real
+    return float((mu1 - mu2) @ (mu1 - mu2) + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean))
 
 
 def test_identical_feature_sets_give_zero():
@@ -42,3 +51,20 @@ def test_records_extractor_and_sizes():
     assert (out["num_real"], out["num_generated"]) == (50, 40)
     mu, cov = gaussian_stats(x)
     assert mu.shape == (3,) and cov.shape == (3, 3)
+
+
+@pytest.mark.parametrize("n, m, f", [(400, 300, 12), (20, 25, 64), (7, 7, 300)])
+def test_cross_product_form_equals_the_matrix_square_root(n: int, m: int, f: int):
+    # full-rank covariances (n > f) and rank-deficient ones (n < f: fewer images than features)
+    rng = np.random.default_rng(n)
+    scale = rng.random(f) + 0.1
+    x = np.abs(rng.normal(size=(n, f))) * scale
+    y = np.abs(rng.normal(loc=0.3, size=(m, f))) * scale
+    reference = _sqrtm_fid(x, y)
+    assert reference > 0.01
+    assert frechet_distance_of_features(x, y) == pytest.approx(reference, rel=1e-7)
+    assert frechet_distance(*gaussian_stats(x), *gaussian_stats(y)) == pytest.approx(reference, rel=1e-6)
+    assert compute_fid(x, y)["fid"] == pytest.approx(reference, rel=1e-7)  # either path
+    assert frechet_distance_of_features(x, x) < 1e-8 * reference
+    with pytest.raises(ValueError, match="at least 2"):
+        frechet_distance_of_features(x[:1], y)

@@ -97,3 +97,47 @@ def test_registered_as_quality_metric():
     assert isinstance(entry, Metric) and entry.kind == "quality"
     assert entry.values == ("precision", "recall") and entry.compute is compute_precision_recall
     assert entry.sample_size() == 5000 and dict(entry.defaults) == {"num_points": 5000, "k": 3}
+
+
+def plain_precision_recall(real: np.ndarray, generated: np.ndarray, k: int) -> tuple[float, float]:
+    """Kynkaanniemi et al. 2019 (their Eq. 1-2) written out directly, sharing nothing with the module.
+
+    A set's manifold is the union of closed balls around its samples, each of radius the distance
+    to the sample's k-th nearest neighbour in the set (the sample itself, at distance 0, not
+    counted). Precision: the share of generated samples inside the real manifold; recall: the
+    share of real samples inside the generated manifold.
+    """
+
+    def distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return np.sqrt(((a[:, None, :] - b[None, :, :]) ** 2).sum(axis=-1))
+
+    def manifold(support: np.ndarray) -> np.ndarray:
+        radii = []
+        for i in range(len(support)):
+            others = np.delete(distances(support[i : i + 1], support)[0], i)
+            radii.append(np.sort(others)[k - 1])
+        return np.array(radii)
+
+    def share_inside(queries: np.ndarray, support: np.ndarray) -> float:
+        radii = manifold(support)
+        return float(np.mean([(distances(q[None], support)[0] <= radii).any() for q in queries]))
+
+    return share_inside(generated, real), share_inside(real, generated)
+
+
+@pytest.mark.parametrize("case", range(5))
+def test_equals_a_plain_implementation_of_the_paper(case: int):
+    rng = np.random.default_rng(100 + case)
+    dim = [2, 8, 32, 64, 2048][case]
+    n, m = [(120, 90), (200, 200), (150, 170), (60, 80), (16, 12)][case]
+    real = rng.normal(size=(n, dim))
+    generated = rng.normal(loc=0.2 * (case + 1) / np.sqrt(dim) * 3, scale=[1.0, 0.7, 1.3, 1.0, 1.0][case],
+                           size=(m, dim))
+    if case == 3:  # non-negative, like pool3 features after the ReLU
+        real, generated = np.abs(real), np.abs(generated)
+    expected = plain_precision_recall(real, generated, k=3)
+    assert 0 < min(expected) and min(expected) < 1  # a case that can tell implementations apart
+    assert precision_recall(real, generated, k=3) == expected
+    assert precision_recall(real, generated, k=3, max_elements=997) == expected
+    out = compute_precision_recall(real, generated)  # k = 3 by default
+    assert (out["precision"], out["recall"]) == expected
