@@ -90,8 +90,16 @@ def _parser() -> argparse.ArgumentParser:
 
     data = sub.add_parser("data", help="datasets")
     data_sub = data.add_subparsers(dest="data_command", required=True)
-    render = data_sub.add_parser("render", help="render and cache procedural dSprites")
+    render = data_sub.add_parser("render", help="render a procedural dataset into the cache")
+    render.add_argument("dataset", nargs="?", default="dsprites",
+                        help="dsprites (default), color_dsprites, noisy_dsprites or shapes3d_procedural")
     render.add_argument("--resolution", type=int, default=64, choices=(16, 32, 64, 128))
+    imported = data_sub.add_parser("import", help="convert a published file or an image collection into the "
+                                   "cache ahead of a sweep (once per file and resolution)")
+    imported.add_argument("dataset", help="dsprites_file, shapes3d, mpi3d, smallnorb, cars3d or images")
+    imported.add_argument("path", help="the file or folder, local or s3://")
+    imported.add_argument("--resolution", type=int, default=64, choices=(16, 32, 64, 128))
+    data_sub.add_parser("list", help="what the cache holds: dataset, resolution, images, size on disk, hash")
 
     report = sub.add_parser("report", help="reports")
     report_sub = report.add_subparsers(dest="report_command", required=True)
@@ -181,11 +189,33 @@ def _jobs(args: argparse.Namespace) -> int:
 def _data(args: argparse.Namespace) -> int:
     import time
 
-    from disentune.data.dsprites import DSprites
+    from disentune.registry import DATASETS
 
     began = time.perf_counter()
-    path = DSprites(resolution=args.resolution).render()
-    print(f"dSprites {args.resolution}x{args.resolution}: {path} ({time.perf_counter() - began:.1f} s)")
+    if args.data_command == "list":
+        from disentune.data.cache import list_cache
+
+        entries = list_cache()
+        print(f"{'dataset':<14} {'px':>4} {'images':>10} {'MiB':>9}  {'hash':<12}  source")
+        for e in entries:
+            print(f"{e.dataset:<14} {e.resolution:>4} {e.images:>10,} {e.bytes / 2**20:>9.1f}  {e.sha256[:12]}  {e.source}")
+        if not entries:
+            print("(nothing imported yet: disentune data import DATASET PATH_OR_URI)")
+        return 0
+    if args.data_command == "import":
+        from disentune.data.importer import import_dataset
+
+        e = import_dataset(args.dataset, args.path, args.resolution)
+        print(f"{e.dataset} {e.resolution}x{e.resolution}: {e.images:,} images, {e.bytes / 2**20:.1f} MiB, "
+              f"sha256 {e.sha256[:12]}, in {e.path} ({time.perf_counter() - began:.1f} s)")
+        return 0
+    data = DATASETS.get(args.dataset)(resolution=args.resolution)
+    render = getattr(data, "render", None)
+    if not callable(render):
+        raise UserError(f"{args.dataset}: is read from a file, not rendered; use `disentune data import "
+                        f"{args.dataset} PATH_OR_URI`")
+    path = render()
+    print(f"{args.dataset} {args.resolution}x{args.resolution}: {path} ({time.perf_counter() - began:.1f} s)")
     return 0
 
 

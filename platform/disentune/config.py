@@ -95,6 +95,8 @@ class DataConfig:
     """Which images a trial trains on."""
 
     dataset: str = _checked("dsprites", _registered("dataset"))
+    # the published file, folder or image collection (local or s3://) for datasets read from files
+    path: str | None = _checked(None, lambda v, w: None if v is None else _uri(v, w))
     resolution: int = _checked(64, _one_of(16, 32, 64, 128))
     train_size: int = _checked(0, _int(0))  # images drawn from the grid; 0 = all allowed
     exclude: tuple[Region, ...] = field(default=(), metadata={"check": None})
@@ -172,6 +174,12 @@ def _metric_params(value: Any, where: str) -> dict[str, dict[str, Any]]:
     return out
 
 
+def _uri(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise _fail(where, value, "a local path or s3:// URI")
+    return value
+
+
 def _weights_uri(value: Any, where: str) -> str | None:
     if value is None:
         return None
@@ -182,8 +190,8 @@ def _weights_uri(value: Any, where: str) -> str | None:
 
 # The full suite run by ``disentune evaluate`` (and after the sweep unless ``run_suite: never``).
 DEFAULT_SUITE = (
-    "mig", "dci", "sap", "modularity", "explicitness", "factor_vae_score", "beta_vae_score",
-    "fid", "kid", "precision_recall", "attribute_control",
+    "mig", "dci", "sap", "modularity", "explicitness", "factor_vae_score", "beta_vae_score", "irs",
+    "fid", "kid", "precision_recall", "attribute_control", "unsupervised", "udr",
 )
 
 
@@ -207,6 +215,9 @@ class EvaluationConfig:
     run_suite: str = _checked("after_sweep", _one_of("after_sweep", "never"))
     metric_params: Mapping[str, Mapping[str, Any]] = _checked(None, _metric_params, factory=dict)
     inception_weights: str | None = _checked(None, _weights_uri)
+    # which Inception definition the weights follow: pytorch-fid's FID blocks or torchvision's
+    # (auto: read from the file's classifier: 1008 classes is pytorch-fid's FID network)
+    inception_kind: str = _checked("auto", _one_of("auto", "pytorch-fid", "torchvision"))
     cpus_per_task: float = _checked(1.0, _float(0.0, 1024.0, open_low=True))
     use_gpu: Any = _checked("auto", _one_of("auto", True, False))  # auto: when the cluster has GPUs
     gpus_per_task: float = _checked(0.25, _float(0.0, 8.0, open_low=True))
@@ -272,11 +283,62 @@ class AnomalyConfig:
     gpus_per_task: float = _checked(0.25, _float(0.0, 8.0, open_low=True))
 
 
+@dataclass(frozen=True)
+class Objective:
+    """One search objective: a value a registered metric gives per model (``fid``, ``mig``,
+    ``dci_disentanglement``, ``sap``, ...), ``udr`` (across a trial's replicates) or an anomaly
+    AUROC ``auroc:<detector>:<benchmark>``, with its direction, ``min`` or ``max``."""
+
+    name: str
+    direction: str
+
+
+def _objectives(value: Any, where: str) -> tuple[Objective, ...]:
+    """``[{fid: min}, {mig: max}]``: 2 or 3 single-key mappings of objective name to direction."""
+    from disentune.metrics.objectives import objective_source
+
+    shape = "a list of 2 or 3 single-key mappings of objective to direction, e.g. [{fid: min}, {mig: max}]"
+    if not isinstance(value, list) or not all(isinstance(v, dict) and len(v) == 1 for v in value):
+        raise _fail(where, value, shape)
+    if not 2 <= len(value) <= 3:
+        raise ConfigError(f"{where}: {len(value)} objectives; give 2 or 3 (fronts of more are not drawn or "
+                          "searched well)")
+    objectives = []
+    for i, item in enumerate(value):
+        (name, direction), = item.items()
+        if direction not in ("min", "max"):
+            raise _fail(f"{where}[{i}].{name}", direction, "min or max")
+        objective_source(str(name), f"{where}[{i}]")  # an unknown name is one ConfigError line
+        objectives.append(Objective(str(name), direction))
+    if len({o.name for o in objectives}) != len(objectives):
+        raise _fail(where, value, "objectives without repeats")
+    return tuple(objectives)
+
+
+DEFAULT_OBJECTIVES = (Objective("fid", "min"), Objective("mig", "max"))
+
+
 @dataclass(frozen=True, kw_only=True)
 class SearchConfig:
-    """The multi-objective search: fid (minimised) against mig (maximised)."""
+    """The multi-objective search: by default fid (minimised) against mig (maximised).
+
+    ``replicates``: each trial trains its configuration with this many seeds (the trial's seed,
+    then seeds derived from it), in parallel where the cluster has room; the searcher is told the
+    median of each objective over the replicates that succeeded.
+
+    ``scheduler: mo_asha`` stops trials early by multi-objective successive halving: rungs at
+    ``min_images * reduction_factor**k`` images seen (``min_images`` 0: the full budget over
+    ``reduction_factor**2``), about the best ``1 / reduction_factor`` of a rung's trials continue;
+    ``brackets`` asynchronous Hyperband brackets. The objectives are measured at each rung.
+    """
 
     sampler: str = _checked("gp", _one_of("tpe", "nsga2", "gp", "random", "grid"))
+    objectives: tuple[Objective, ...] = _checked(DEFAULT_OBJECTIVES, _objectives)
+    replicates: int = _checked(1, _int(1, 100))
+    scheduler: str = _checked("none", _one_of("none", "mo_asha"))
+    min_images: int = _checked(0, _int(0))
+    reduction_factor: float = _checked(3.0, _float(1.5, 100.0))
+    brackets: int = _checked(1, _int(1, 10))
     num_samples: int = _checked(8, _int(1, 100_000))
     # None: as many as the cluster's GPUs (or CPUs, without GPUs) can hold at once
     max_concurrent_trials: int | None = _checked(None, _int(1, 10_000))
@@ -329,6 +391,9 @@ class Experiment:
     anomaly: AnomalyConfig = field(default_factory=AnomalyConfig)
     search: SearchConfig = field(default_factory=SearchConfig)
     space: Mapping[str, ParamSpec] = field(default_factory=dict)
+    # a space given as a list of subspaces (each a grid of choices, e.g. one per variant with its
+    # own weights); ``space`` is then their union, and the grid sampler runs every subspace's grid
+    subspaces: tuple[Mapping[str, ParamSpec], ...] = ()
 
     def param(self, name: str) -> ParamSpec:
         """The spec of a searchable parameter, its default if the space leaves it out."""
@@ -344,6 +409,24 @@ class Experiment:
         """Names of the parameters that vary between trials."""
         return [n for n, p in self.params().items() if not p.fixed]
 
+    def grid(self) -> list[dict[str, Any]]:
+        """Every point of the grid sampler's grid, the searched parameters of each: the product of
+        the choices, or with subspaces the union of each subspace's product (a parameter a
+        subspace leaves out takes its default there)."""
+        import itertools
+
+        searched = self.searched()
+        spaces = self.subspaces or (self.space,)
+        points: list[dict[str, Any]] = []
+        for sub in spaces:
+            specs = [sub.get(n) or ParamSpec("fixed", (self.seed if n == "seed" else SEARCHABLE[n].default,))
+                     for n in searched]
+            for combo in itertools.product(*(s.values for s in specs)):
+                point = dict(zip(searched, combo))
+                if point not in points:
+                    points.append(point)
+        return points
+
 
 # --------------------------------------------------------------------------------------------
 # building from mappings
@@ -357,7 +440,7 @@ def _section(cls: type, raw: Any, where: str) -> Any:
     for key, value in raw.items():
         path = f"{where}.{key}" if where else str(key)
         if key not in fields:
-            raise ConfigError(f"{path}: unknown key; allowed keys: {', '.join(fields)}")
+            raise ConfigError(f"{path}: unknown key; allowed keys: {', '.join(f for f in fields if f != 'subspaces')}")
         check = fields[key].metadata.get("check")
         if check is not None:
             kwargs[key] = check(value, path)
@@ -409,32 +492,53 @@ def _param(name: str, raw: Any, where: str) -> ParamSpec:
     return ParamSpec(kind, (low, high))
 
 
-def _space(raw: Any) -> dict[str, ParamSpec]:
+def _space(raw: Any, where: str = "space") -> dict[str, ParamSpec]:
     if raw is None:
         return {}
     if not isinstance(raw, dict):
-        raise _fail("space", raw, "a mapping of parameter name to a value or a range")
+        raise _fail(where, raw, "a mapping of parameter name to a value or a range (or a list of such "
+                                "subspaces for the grid sampler)")
     out = {}
     for name, value in raw.items():
         if name not in SEARCHABLE:
-            raise ConfigError(f"space.{name}: unknown key; allowed keys: {', '.join(SEARCHABLE)}")
-        out[name] = _param(name, value, f"space.{name}")
+            raise ConfigError(f"{where}.{name}: unknown key; allowed keys: {', '.join(SEARCHABLE)}")
+        out[name] = _param(name, value, f"{where}.{name}")
     return out
+
+
+def _subspaces(raw: list, seed: int) -> tuple[dict[str, ParamSpec], tuple[dict[str, ParamSpec], ...]]:
+    """A list of subspaces (each fixed values and choices only) and their union."""
+    if not raw:
+        raise _fail("space", raw, "a mapping, or a non-empty list of subspaces")
+    subspaces = tuple(_space(item, f"space[{i}]") for i, item in enumerate(raw))
+    for i, sub in enumerate(subspaces):
+        ranges = [n for n, p in sub.items() if p.kind not in ("fixed", "choice")]
+        if ranges:
+            raise ConfigError(f"space[{i}].{ranges[0]}: a list of subspaces is a grid; give a value or a choice")
+    union: dict[str, ParamSpec] = {}
+    for name in SEARCHABLE:
+        if not any(name in sub for sub in subspaces):
+            continue
+        default = seed if name == "seed" else SEARCHABLE[name].default
+        values = tuple(dict.fromkeys(v for sub in subspaces for v in (sub[name].values if name in sub else (default,))))
+        union[name] = ParamSpec("fixed" if len(values) == 1 else "choice", values)
+    return union, subspaces
 
 
 def _check_weights(exp: Experiment) -> None:
     """Each variant's own limits on lambda_mi / lambda_tc (e.g. beta_tcvae: lambda_mi <= 1)."""
     from disentune.registry import MODELS
 
-    for variant in exp.param("variant").values:
-        for weight, (low, high) in MODELS.get(variant).weight_bounds.items():
-            spec = exp.param(weight)
-            values = spec.values
-            if min(values) < low or max(values) > high:
-                raise ConfigError(
-                    f"space.{weight}: {list(values)!r} leaves [{low}, {high}], "
-                    f"the range variant {variant} allows"
-                )
+    spaces = [(f"space[{i}]", dataclasses.replace(exp, space=sub)) for i, sub in enumerate(exp.subspaces)]
+    for where, part in spaces or [("space", exp)]:
+        for variant in part.param("variant").values:
+            for weight, (low, high) in MODELS.get(variant).weight_bounds.items():
+                values = part.param(weight).values
+                if min(values) < low or max(values) > high:
+                    raise ConfigError(
+                        f"{where}.{weight}: {list(values)!r} leaves [{low}, {high}], "
+                        f"the range variant {variant} allows"
+                    )
 
 
 def experiment_from_dict(raw: Any) -> Experiment:
@@ -449,11 +553,19 @@ def experiment_from_dict(raw: Any) -> Experiment:
         "search": SearchConfig,
     }
     top = {k: v for k, v in raw.items() if k not in sections and k != "space"}
+    if "subspaces" in top:  # a field set from a list-valued space, never a key of its own
+        raise ConfigError("subspaces: unknown key; give space as a list of subspaces instead")
     kwargs = _section(Experiment, top, "")
     for key, cls in sections.items():
         kwargs[key] = cls(**_section(cls, raw.get(key), key))
-    kwargs["space"] = _space(raw.get("space"))
+    if isinstance(raw.get("space"), list):
+        kwargs["space"], kwargs["subspaces"] = _subspaces(raw["space"], kwargs.get("seed", 0))
+    else:
+        kwargs["space"] = _space(raw.get("space"))
     exp = Experiment(**kwargs)
+    if exp.subspaces and exp.search.sampler != "grid":
+        raise ConfigError(f"search.sampler: {exp.search.sampler!r} cannot search a list of subspaces; "
+                          "use sampler: grid (or one space of ranges)")
     if exp.train.launcher == "in_trial" and exp.train.workers > 1:
         raise ConfigError(
             f"train.launcher: in_trial runs one worker, but train.workers is {exp.train.workers}; "
@@ -474,18 +586,29 @@ def experiment_from_dict(raw: Any) -> Experiment:
                 f"train.workers ({exp.train.workers}), so every worker gets an equal share"
             )
     _check_weights(exp)
-    if exp.data.exclude:
-        from disentune.registry import DATASETS
+    if any(o.name == "udr" for o in exp.search.objectives) and exp.search.replicates < 2:
+        raise ConfigError("search.objectives: udr compares a trial's replicates; set search.replicates >= 2")
+    return exp  # data.exclude names the dataset's factors: checked once it is open (pipeline)
 
-        data = DATASETS.get(exp.data.dataset)(resolution=exp.data.resolution)
-        for i, region in enumerate(exp.data.exclude):
-            region.validate(data, f"data.exclude[{i}]")
-    return exp
+
+def data_from_dict(raw: Any) -> DataConfig:
+    """A :class:`DataConfig` from a run's stored ``experiment.json`` (regions as ``asdict`` wrote them)."""
+    raw = dict(raw or {})
+    regions = tuple(Region(dict(r["bounds"])) for r in raw.pop("exclude", None) or ())
+    return dataclasses.replace(DataConfig(**_section(DataConfig, raw, "data")), exclude=regions)
 
 
 def evaluation_from_dict(raw: Any) -> EvaluationConfig:
     """An :class:`EvaluationConfig` from a mapping (a run's stored ``experiment.json``)."""
     return EvaluationConfig(**_section(EvaluationConfig, raw, "evaluation"))
+
+
+def search_from_dict(raw: Any) -> SearchConfig:
+    """A :class:`SearchConfig` from a run's stored ``experiment.json`` (objectives as stored)."""
+    raw = dict(raw or {})
+    if isinstance(raw.get("objectives"), list) and raw["objectives"] and "name" in raw["objectives"][0]:
+        raw["objectives"] = [{o["name"]: o["direction"]} for o in raw["objectives"]]  # asdict() form
+    return SearchConfig(**_section(SearchConfig, raw, "search"))
 
 
 def anomaly_from_dict(raw: Any) -> AnomalyConfig:

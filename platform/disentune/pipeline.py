@@ -21,13 +21,14 @@ from disentune import provenance
 from disentune.anomaly.runner import AnomalyResult, detect_run
 from disentune.config import Experiment
 from disentune.data.cache import cache_dir
-from disentune.data.ground_truth import GroundTruthData, training_indices
+from disentune.checks import check_training_data, checked_experiment
+from disentune.data.open import data_key, open_dataset
 from disentune.errors import ConfigError, UserError
 from disentune.evaluate import EvaluationResult, evaluate_run
 from disentune.metrics.factor_net import EXTRACTOR_SEED, ensure_factor_net
 from disentune.parallel import ray_session
-from disentune.registry import DATASETS
-from disentune.reports.build import ReportPaths, build_report, curves_table, trials_table
+from disentune.reports.build import ReportPaths, build_report
+from disentune.reports.tables import curves_table, replicates_table, trials_table
 from disentune.reports.storage import write_table
 from disentune.search.outcome import TrialOutcome
 from disentune.search.placement import check_fits, local_node, uses_gpu
@@ -58,7 +59,7 @@ class SweepResult:
         return Path(self.run_uri)
 
 
-RUN_FILES = ("tune", "trials.parquet", "pareto.parquet", "curves.parquet", "experiment.json",
+RUN_FILES = ("tune", "trials.parquet", "replicates.parquet", "pareto.parquet", "curves.parquet", "experiment.json",
              "optuna.journal", "index.html", "figures", "evaluations.parquet", "anomaly_metrics.parquet",
              "anomaly_scores.parquet")
 
@@ -81,18 +82,6 @@ def prepare_output(out: str, *, force: bool, resume: bool = False) -> None:
         for name in RUN_FILES:
             if fs.exists(join(path, name)):
                 fs.rm(join(path, name), recursive=True)
-
-
-def check_training_data(exp: Experiment, data: GroundTruthData) -> None:
-    """Refuse, before Ray starts, a data section that leaves no training images (``data.exclude``
-    covering the grid) or fewer than one batch of the largest ``batch_size`` searched."""
-    import numpy as np
-
-    available = training_indices(data, exp.data.exclude, exp.data.train_size, np.random.default_rng(0)).size
-    batch = max(exp.param("batch_size").values)
-    if available < batch:
-        raise ConfigError(f"data: {available} training images (after data.exclude and data.train_size) "
-                          f"are fewer than one batch of {batch}")
 
 
 def describe(exp: Experiment) -> dict:
@@ -131,9 +120,9 @@ def run_sweep(exp: Experiment, *, out: str | Path, address: str = "local", force
         raise ConfigError("space: every parameter is fixed, so there is nothing to search; give one a "
                           "range or a choice (to repeat one config, search its seed: {choice: [0, 1, 2]})")
     # the data is checked before anything at ``out`` is touched: bad input never costs a result
-    data = DATASETS.get(exp.data.dataset)(resolution=exp.data.resolution)
-    data.render()
-    check_training_data(exp, data)
+    data = open_dataset(exp.data)
+    exp = checked_experiment(exp, data)
+    full_images = check_training_data(exp, data)
     if address == "local" and not ray.is_initialized():  # its resources are known before it starts
         node = local_node(num_cpus)
         check_fits(exp, [node], uses_gpu(exp.train.use_gpu, [node]), can_grow=False)
@@ -146,7 +135,9 @@ def run_sweep(exp: Experiment, *, out: str | Path, address: str = "local", force
         journal.unlink(missing_ok=True)
     if not resume:
         write_bytes(join(out, "experiment.json"), json.dumps(describe(exp), indent=2, default=list).encode())
-    extractor = ensure_factor_net(data, exp.data.dataset, exp.data.resolution, seed=EXTRACTOR_SEED)
+    # the dataset-factor FID network (data without factors has none: Inception, see checks.py)
+    extractor = ensure_factor_net(data, data_key(exp.data.dataset, data), exp.data.resolution,
+                                  seed=EXTRACTOR_SEED) if data.has_factors else None
 
     with ray_session(address, num_cpus):
         nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
@@ -158,15 +149,20 @@ def run_sweep(exp: Experiment, *, out: str | Path, address: str = "local", force
         try:
             outcomes = run_trials(
                 exp, storage=join(out, "tune"), extractor_path=extractor, use_gpu=bool(use_gpu),
-                journal=journal, cluster=ray.cluster_resources(), resume=resume,
+                journal=journal, cluster=ray.cluster_resources(), resume=resume, full_images=full_images,
             )
         finally:  # interrupted too: --resume on another machine continues the same study
             if is_remote(out) and journal.exists():
                 write_bytes(join(out, "optuna.journal"), journal.read_bytes())
         run_uri = out
+        objectives = [(o.name, o.direction) for o in exp.search.objectives]
         write_table(curves_table(outcomes, exp.name), join(run_uri, "curves.parquet"))
+        write_table(replicates_table(outcomes, run_id=exp.name, objectives=objectives),
+                    join(run_uri, "replicates.parquet"))
+        # the trials table last: it marks the run finished (see prepare_output)
         write_table(trials_table(outcomes, run_id=exp.name, code_version=provenance.current().label,
-                                 created_at=dt.datetime.now(dt.timezone.utc)), join(run_uri, "trials.parquet"))
+                                 objectives=objectives, created_at=dt.datetime.now(dt.timezone.utc)),
+                    join(run_uri, "trials.parquet"))
         # the evaluators run their tasks on this same Ray instance
         evaluation = evaluate_run(run_uri) if exp.evaluation.run_suite == "after_sweep" else None
         anomaly = detect_run(run_uri) if exp.anomaly.run == "after_sweep" else None
@@ -191,22 +187,34 @@ def with_overrides(exp: Experiment, *, samples: int | None, seed: int | None) ->
 
 def summarise(result: SweepResult) -> str:
     """A few lines for the terminal: trials, front, where the report is, time split per trial."""
+    from disentune.reports.storage import read_table
+
+    trials = read_table(join(result.run_uri, "trials.parquet")).to_pylist()
+    stored = json.loads(read_bytes(join(result.run_uri, "experiment.json")))
+    names = [o["name"] for o in stored["experiment"]["search"]["objectives"]]
+    failed = sum(t["status"] == "failed" for t in trials)
+    replicated = len(result.outcomes) > len(trials)
+    lines = [f"{len(trials)} trials ({failed} failed"
+             + (f"; {len(result.outcomes)} replicates" if replicated else "") + f") in {result.seconds:.0f} s"]
+    for t in trials:
+        if t["status"] == "ok":
+            state = " ".join(f"{n}={t[n]:.3g}" for n in names)
+            if replicated:
+                state += f" (median of {t['replicates_ok']}/{t['replicates']} replicates)"
+        elif t["status"] == "stopped":
+            state = f"stopped early at {t['stopped_at_images']} images: " + " ".join(f"{n}={t[n]:.3g}" for n in names)
+        else:
+            state = f"FAILED: {t['error']}"
+        lines.append(f"  #{t['trial_number']} {t['variant']} lambda_mi={t['lambda_mi'] or 0:.3g} "
+                     f"lambda_tc={t['lambda_tc'] or 0:.3g}: {state}")
     ok = [o for o in result.outcomes if o.status == "ok"]
-    lines = [f"{len(result.outcomes)} trials ({len(result.outcomes) - len(ok)} failed) in {result.seconds:.0f} s"]
-    for o in result.outcomes:
-        m = o.metrics
-        state = (f"fid={m['fid']:.3g} mig={m['mig']:.3f}" if o.status == "ok" else f"FAILED: {o.error}")
-        lines.append(
-            f"  #{o.number} {o.params.get('variant')} lambda_mi={o.params.get('lambda_mi', 0):.3g} "
-            f"lambda_tc={o.params.get('lambda_tc', 0):.3g}: {state}"
-        )
     if ok:
         startup = statistics.median(o.metrics.get("startup_seconds", float("nan")) for o in ok)
         train = statistics.median(o.metrics.get("train_seconds", float("nan")) for o in ok)
         evaluate = statistics.median(o.metrics.get("eval_seconds", float("nan")) for o in ok)
         wall = statistics.median(o.metrics.get("time_total_s", float("nan")) for o in ok)
-        lines.append(f"per trial (median): wall {wall:.1f} s = start-up {startup:.1f} s + "
-                     f"training {train:.1f} s + objectives {evaluate:.1f} s + rest")
+        lines.append(f"per {'replicate' if replicated else 'trial'} (median): wall {wall:.1f} s = start-up "
+                     f"{startup:.1f} s + training {train:.1f} s + objectives {evaluate:.1f} s + rest")
     for stage in (result.evaluation, result.anomaly):
         if stage is not None:
             lines.append(stage.summary())

@@ -19,6 +19,9 @@ SMALL_METRICS = {
     "kid": {"num_points": 300, "num_subsets": 10, "subset_size": 100},
     "precision_recall": {"num_points": 300},
     "attribute_control": {"num_bases": 8, "num_steps": 5},
+    "irs": {"num_train": 500},
+    "unsupervised": {"num_train": 500},
+    "udr": {"num_data_points": 300},
 }
 
 

@@ -78,3 +78,78 @@ def test_cli_refuses_unknown_detector_and_benchmark(finished_run, capsys):
     assert main(["anomaly", str(finished_run), "--benchmarks", "local_defects@7"]) == 2
     err = capsys.readouterr().err.strip()
     assert "local_defects@7" in err and "\n" not in err
+
+
+LAYERS = ["pixel", "activation:encoder.features.3", "activation:encoder.features.5",
+          "activation:discriminator.body.0.features.3", "activation:discriminator.body.0.features.5"]
+
+
+def test_group_scans_over_several_layers_and_their_panels(finished_run, tmp_path):
+    """Several ``activation:<layer>`` scan spaces end to end: each model scans the layers it has,
+    the group table holds the three group scans per space, and the report panels read it."""
+    import json
+    import shutil
+
+    from disentune.anomaly.groups import GROUPS_TABLE, part_name, read_groups
+    from disentune.reports.anomaly_panels import CAPTIONS, anomaly_panels
+    from disentune.reports.storage import read_table
+
+    run = tmp_path / "layers"
+    shutil.copytree(finished_run, run, ignore=shutil.ignore_patterns("anomaly_*", "figures"))
+    stored = json.loads((run / "experiment.json").read_text())
+    stored["experiment"].setdefault("anomaly", {})["scan_spaces"] = LAYERS
+    (run / "experiment.json").write_text(json.dumps(stored))
+    benchmarks = ["creative"]  # the study's benchmark: typical against creative decodings
+    result = detect_run(str(run), detectors=["subset_scan"], benchmarks=benchmarks, num_cpus=2)
+    assert not result.failed and len(result.done) == 2 * len(benchmarks), result.summary()
+
+    metrics, scores = _tables(run)
+    groups = read_groups(str(run)).to_pandas()
+    spaces = {t: set(m["feature_space"]) for t, m in metrics.groupby("trial_id")}
+    assert sorted(map(sorted, spaces.values())) == [
+        ["activation:discriminator.body.0.features.3", "activation:discriminator.body.0.features.5", "pixel"],
+        ["activation:encoder.features.3", "activation:encoder.features.5", "pixel"]]
+    assert len(groups) == 2 * len(benchmarks) * 3 * 3  # models x benchmarks x spaces x groups
+    for (tid, bench, space), g in groups.groupby(["trial_id", "benchmark", "feature_space"]):
+        g = g.set_index("group")
+        assert sorted(g.index) == ["all", "anomalous", "normal"]
+        sample = scores[(scores.trial_id == tid) & (scores.benchmark == bench) & (scores.feature_space == space)]
+        labels = sample.set_index("sample")["label"]
+        assert list(g["n_samples"][["normal", "anomalous", "all"]]) == [100, 100, 200]
+        # 32 x 32 pixels; the third convolution's 32 x 8 x 8 units, the fourth's 64 x 4 x 4
+        assert set(g["n_nodes"]) == {2048 if space.endswith("features.3") else 1024}
+        for name, label in (("normal", 0), ("anomalous", 1)):
+            row = g.loc[name]
+            assert (labels.loc[list(row["samples"])] == label).all()
+            # node frequencies hold every per-sample subset of the group: sizes add up
+            assert np.sum(row["node_counts"]) == sample[sample.label == label]["subset_size"].sum()
+        every = g.loc["all"]
+        assert every["selected_anomalous"] == labels.loc[list(every["samples"])].sum()
+        assert (g["score"] >= 0).all() and g["alpha"].between(0, 0.5).all()
+        assert np.array_equal(np.add(g.loc["normal", "node_counts"], g.loc["anomalous", "node_counts"]),
+                              every["node_counts"])
+
+    # everything is done now; a subset scan whose group scans are missing is done again
+    jobs, skipped, _ = plan(str(run), detectors=["subset_scan"], benchmarks=benchmarks)
+    assert not jobs and skipped == 2
+    key = f"{metrics.trial_id.iloc[0]}/subset_scan/creative"
+    (run / GROUPS_TABLE / part_name(key)).unlink()
+    jobs, _, _ = plan(str(run), detectors=["subset_scan"], benchmarks=benchmarks)
+    assert [j.key for j in jobs] == [key]
+
+    trials = read_table(str(run / "trials.parquet"))
+    figures = anomaly_panels(str(run), trials, (("fid", "min"), ("mig", "max")))
+    assert [c for c, _ in figures] == [CAPTIONS["anomaly_subset_sizes"], CAPTIONS["anomaly_activation_vs_pixel"],
+                                       CAPTIONS["anomaly_node_overlap"],
+                                       "Anomaly AUROC per detector against fid and mig", CAPTIONS["anomaly_layers"]]
+    layers = read_table(str(run / "figures" / "anomaly_layers.parquet")).to_pandas()
+    assert len(layers) == 2 * len(benchmarks) * 3 and set(layers["order"]) == {0, 1, 2}
+    assert layers["auroc"].between(0, 1).all()
+    # the deleted part held one model's group scans: its three spaces have no node count or precision
+    assert layers["n_nodes"].isna().sum() == layers["group_precision"].isna().sum() == 3
+    assert layers["group_recall"].dropna().between(0, 1).all() and len(layers["group_recall"].dropna()) == 3
+    overlap = read_table(str(run / "figures" / "anomaly_node_overlap.parquet")).to_pandas()
+    assert len(overlap) == 2 * len(benchmarks) * 3 - 3  # the deleted part held one model's three spaces
+    assert overlap["jaccard_weighted"].between(0, 1).all()
+    pixel_vs = read_table(str(run / "figures" / "anomaly_activation_vs_pixel.parquet")).to_pandas()
+    assert len(pixel_vs) == 2 * len(benchmarks) * 2

@@ -14,7 +14,8 @@ from disentune.errors import ConfigError
 KEYS = ["name", "seed", "data", "train", "evaluation", "anomaly", "search", "space", "dataset",
         "resolution", "train_size", "exclude", "epochs", "workers", "cpus_per_worker", "use_gpu",
         "launcher", "time_limit_s", "sampler", "num_samples", "max_concurrent_trials", "fid_samples",
-        "mig_samples", "suite", "run_suite", "metric_params", "inception_weights", "run", "detectors",
+        "mig_samples", "suite", "run_suite", "metric_params", "inception_weights", "inception_kind", "run", "detectors",
+        "path", "objectives", "replicates", "placement_timeout_s",
         "benchmarks", "latent_spaces", "scan_spaces", "scan_statistic", "contamination", "knn_k",
         "uniform", "loguniform", "int", "choice", "shape", "pos_x", *SEARCHABLE, "bogus"]
 

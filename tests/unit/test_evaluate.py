@@ -32,7 +32,7 @@ def _run(tmp_path, n: int = 6, **evaluation):
 
 def _rows(trial_id: str, suite_metric: str, metric: str, value: float, minute: int = 0) -> pa.Table:
     return pa.Table.from_pylist([{
-        "run_id": "planned", "trial_number": int(trial_id[1:]), "trial_id": trial_id,
+        "run_id": "planned", "trial_number": int(trial_id[1:]), "replicate": 0, "trial_id": trial_id,
         "suite_metric": suite_metric, "metric": metric, "value": value, "params": "{}", "seed": 1,
         "seconds": 0.1, "created_at": dt.datetime(2026, 1, 1, 0, minute, tzinfo=dt.timezone.utc),
     }], schema=schema.EVALUATIONS)
@@ -40,8 +40,9 @@ def _rows(trial_id: str, suite_metric: str, metric: str, value: float, minute: i
 
 def test_run_config_round_trips_the_evaluation_section(tmp_path):
     run, _ = _run(tmp_path, suite=["mig", "fid"], metric_params={"mig": {"num_points": 321}})
-    dataset, resolution, cfg, run_id = run_config(str(run))
-    assert (dataset, resolution, run_id) == ("dsprites", 64, "planned")
+    setup = run_config(str(run))
+    cfg = setup.evaluation
+    assert (setup.data.dataset, setup.data.resolution, setup.run_id) == ("dsprites", 64, "planned")
     assert isinstance(cfg, EvaluationConfig) and cfg.suite == ("mig", "fid")
     assert cfg.metric_params == {"mig": {"num_points": 321}}
 
@@ -50,13 +51,13 @@ def test_plan_skips_failed_trials_and_finished_pairs(tmp_path):
     run, ok = _run(tmp_path, n=20, suite=["mig", "fid"], metric_params={"fid": {"num_points": 50}})
     jobs, skipped = plan(str(run))
     assert skipped == 0 and len(jobs) == 2 * len(ok) and len(ok) < 20  # one synthetic trial failed
-    assert {j.trial_id for j in jobs} == {t["trial_id"] for t in ok}
+    assert {j.models[0].trial_id for j in jobs} == {t["trial_id"] for t in ok}
     assert next(j for j in jobs if j.metric == "fid").params == {"num_points": 50}
 
     append_table(_rows(ok[0]["trial_id"], "mig", "mig", 0.5), str(run / TABLE))
     jobs, skipped = plan(str(run))
     assert skipped == 1 and len(jobs) == 2 * len(ok) - 1
-    assert (ok[0]["trial_id"], "mig") not in {(j.trial_id, j.metric) for j in jobs}
+    assert (ok[0]["trial_id"], "mig") not in {(j.models[0].trial_id, j.metric) for j in jobs}
     # --metrics narrows the plan
     jobs, _ = plan(str(run), ["fid"])
     assert {j.metric for j in jobs} == {"fid"}

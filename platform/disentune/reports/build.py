@@ -17,12 +17,11 @@ import pyarrow as pa
 
 from disentune.pareto import analyse
 from disentune.reports import schema
+from disentune.reports.anomaly_panels import CAPTIONS, anomaly_panels
 from disentune.reports.html import ModelSection, render_index
 from disentune.reports.interactive import interactive_pareto_data
 from disentune.reports.plots import (
-    anomaly_data,
     curves_data,
-    draw_anomaly,
     draw_curves,
     draw_heatmaps,
     draw_hypervolume,
@@ -33,87 +32,29 @@ from disentune.reports.plots import (
     trial_label,
 )
 from disentune.reports.storage import read_dataset, read_table, write_table
-from disentune.search.outcome import TrialOutcome
+from disentune.reports.tables import curves_table, pareto_table, replicates_table, run_objectives, trials_table
+
+__all__ = ["ReportPaths", "build_report", "curves_table", "pareto_table", "replicates_table", "trials_table"]
 from disentune.storage import exists, join, read_bytes, write_bytes
 
-OBJECTIVES, DIRECTIONS = ("fid", "mig"), ("min", "max")
-
-
-def trials_table(outcomes: Sequence[TrialOutcome], *, run_id: str, code_version: str,
-                 created_at: dt.datetime | None = None) -> pa.Table:
-    """One row per trial (failed ones included, with their reason)."""
-    created_at = created_at or dt.datetime.now(dt.timezone.utc)
-    rows = []
-    for o in outcomes:
-        m, p = o.metrics, o.params
-
-        def num(key: str, m: dict = m) -> float:
-            value = m.get(key)
-            return float("nan") if value is None else float(value)
-
-        rows.append({
-            "run_id": run_id, "trial_number": o.number, "trial_id": o.trial_id,
-            "variant": p.get("variant"), "lambda_mi": p.get("lambda_mi"),
-            "lambda_tc": p.get("lambda_tc"), "lr": p.get("lr"), "latent_dim": p.get("latent_dim"),
-            "batch_size": p.get("batch_size"), "seed": p.get("seed"),
-            "scale_tied_codes": p.get("scale_tied_codes"), "c_max": p.get("c_max"),
-            "anneal_steps": p.get("anneal_steps"),
-            "status": o.status, "error": o.error, "fid": num("fid"), "mig": num("mig"),
-            "fid_extractor": m.get("fid_extractor"), "epochs": m.get("epoch"),
-            "images_seen": m.get("images_seen"), "train_seconds": num("train_seconds"),
-            "eval_seconds": num("eval_seconds"), "startup_seconds": num("startup_seconds"),
-            "wall_seconds": num("time_total_s"), "checkpoint_uri": o.checkpoint_uri,
-            "code_version": code_version, "created_at": created_at,
-        })
-    return pa.Table.from_pylist(rows, schema=schema.TRIALS)
-
-
-def curves_table(outcomes: Sequence[TrialOutcome], run_id: str = "") -> pa.Table:
-    """Per-epoch metrics of every trial, long format (trial, epoch, metric, value)."""
-    rows = [
-        {"run_id": run_id, "trial_number": o.number, "trial_id": o.trial_id, "epoch": int(h["epoch"]),
-         "metric": key, "value": float(value)}
-        for o in outcomes for h in o.history for key, value in h.items()
-        if key != "epoch" and isinstance(value, (int, float)) and not (isinstance(value, float) and math.isnan(value))
-    ]
-    return pa.Table.from_pylist(rows, schema=schema.CURVES)
-
-
-def pareto_table(trials: pa.Table, reference: Sequence[float] | None = None) -> pa.Table:
-    """Non-domination rank, front membership, hypervolume contribution and knee of every
-    successful trial, with the reference point used and the hypervolume after each trial."""
-    ok = sorted((r for r in trials.to_pylist() if r["status"] == "ok"), key=lambda r: r["trial_number"])
-    if not ok:
-        return schema.PARETO.empty_table()
-    a = analyse(np.array([[r["fid"], r["mig"]] for r in ok]), DIRECTIONS, reference)
-    return pa.Table.from_pylist([
-        {
-            "run_id": r["run_id"], "trial_number": r["trial_number"], "trial_id": r["trial_id"],
-            "fid": r["fid"], "mig": r["mig"], "rank": int(a.ranks[i]), "on_front": bool(a.ranks[i] == 0),
-            "hv_contribution": float(a.contributions[i]), "knee": a.knee == i,
-            "hypervolume_so_far": float(a.history[i]),
-            "reference_fid": float(a.reference[0]), "reference_mig": float(a.reference[1]),
-        }
-        for i, r in enumerate(ok)
-    ], schema=schema.PARETO)
-
-
 def suite_rows(evaluations: pa.Table, trials: pa.Table) -> tuple[list[dict], list[str]]:
-    """The metric suite as one row per trial (``trial_number``, ``variant``, then each metric)."""
-    by_id = {r["trial_id"]: r for r in trials.to_pylist()}
-    rows: dict[str, dict] = {}
+    """The metric suite as one row per trial (``trial_number``, ``variant``, then each metric):
+    with replicates, each metric's median over the trial's replicates."""
+    by_number = {r["trial_number"]: r for r in trials.to_pylist()}
+    values: dict[int, dict[str, list[float]]] = {}
     metrics: list[str] = []
     for e in evaluations.to_pylist():
-        t = by_id.get(e["trial_id"])
-        if t is None:
+        if e["trial_number"] not in by_number:
             continue
-        row = rows.setdefault(e["trial_id"], {"trial_id": e["trial_id"], "trial_number": t["trial_number"],
-                                              "variant": t["variant"], "status": t["status"]})
-        row[e["metric"]] = e["value"]
+        values.setdefault(e["trial_number"], {}).setdefault(e["metric"], []).append(e["value"])
         if e["metric"] not in metrics:
             metrics.append(e["metric"])
-    ordered = sorted(rows.values(), key=lambda r: r["trial_number"])
-    return ordered, ["trial_number", "variant", *sorted(metrics)]
+    rows = []
+    for number in sorted(values):
+        t = by_number[number]
+        rows.append({"trial_id": t["trial_id"], "trial_number": number, "variant": t["variant"], "status": t["status"],
+                     **{m: float(np.median(v)) for m, v in values[number].items()}})
+    return rows, ["trial_number", "variant", *sorted(metrics)]
 
 
 @dataclass(frozen=True)
@@ -141,17 +82,17 @@ def _optional_table(uri: str) -> pa.Table | None:
     return read_table(uri) if exists(uri) else None
 
 
-def _optuna_front(run_uri: str, trials: pa.Table) -> list[int] | None:
+def _optuna_front(run_uri: str, trials: pa.Table, names: Sequence[str]) -> list[int] | None:
     """The trial numbers of Optuna's ``best_trials`` (None without a journal), matched to the
     table's rows by their objective values; -1 marks one the table does not hold."""
     if not exists(join(run_uri, "optuna.journal")):
         return None
     from disentune.search.study import best_trial_values
 
-    rows: dict[tuple[float, float], list[int]] = {}
+    rows: dict[tuple[float, ...], list[int]] = {}
     for r in trials.to_pylist():
         if r["status"] == "ok":
-            rows.setdefault((r["fid"], r["mig"]), []).append(r["trial_number"])
+            rows.setdefault(tuple(r[n] for n in names), []).append(r["trial_number"])
     found = []
     for values in best_trial_values(read_bytes(join(run_uri, "optuna.journal"))):
         numbers = rows.get(tuple(values), [])
@@ -159,59 +100,77 @@ def _optuna_front(run_uri: str, trials: pa.Table) -> list[int] | None:
     return sorted(found)
 
 
-def _front_sections(trials: pa.Table, pareto: pa.Table, traversals: bool) -> list[ModelSection]:
-    from disentune.reports.traversals import traversal_png
+def _front_sections(run_uri: str, trials: pa.Table, pareto: pa.Table, traversals: bool,
+                    objectives: Sequence[tuple[str, str]], data_config: dict | None) -> list[ModelSection]:
+    from disentune.reports.traversals import run_images, traversal_figures
 
     by_id = {r["trial_id"]: r for r in trials.to_pylist()}
     sections = []
-    for p in sorted((r for r in pareto.to_pylist() if r["on_front"]), key=lambda r: r["fid"]):
+    first, direction = objectives[0]
+    best_first = sorted((r for r in pareto.to_pylist() if r["on_front"]),
+                        key=lambda r: r[first] if direction == "min" else -r[first])
+    images = run_images(data_config) if traversals and best_first else None
+    for p in best_first:
         t = by_id[p["trial_id"]]
-        png = None
+        png = gif = None
         if traversals and t["checkpoint_uri"]:
-            png = traversal_png(t["checkpoint_uri"], trial_label(t))
+            png, gif = traversal_figures(t["checkpoint_uri"], trial_label(t), images)
+            for suffix, content in (("png", png), ("gif", gif)):  # beside the page, as files too
+                write_bytes(join(run_uri, "figures", f"traversal-{t['trial_number']}.{suffix}"), content)
         sections.append(ModelSection(
             title=trial_label(t) + (" (knee)" if p["knee"] else ""),
-            scores=[("fid", f"{t['fid']:.4g}"), ("mig", f"{t['mig']:.4g}"),
+            scores=[*((name, _with_range(t, name)) for name, _ in objectives),
                     ("hypervolume contribution", f"{p['hv_contribution']:.4g}"),
                     ("lr", f"{t['lr']:.3g}"), ("latent_dim", str(t["latent_dim"])), ("seed", str(t["seed"])),
                     ("FID extractor", str(t["fid_extractor"])), ("checkpoint", str(t["checkpoint_uri"]))],
-            traversal_png=png, trial_number=t["trial_number"],
+            traversal_png=png, traversal_gif=gif, trial_number=t["trial_number"],
         ))
     return sections
+
+
+def _with_range(trial: dict, name: str) -> str:
+    """A trial's objective, with its replicates' range where it has several."""
+    text = f"{trial[name]:.4g}"
+    low, high = trial.get(f"{name}_min"), trial.get(f"{name}_max")
+    if (trial.get("replicates") or 1) > 1 and low is not None and math.isfinite(low):
+        text += f" (replicates {low:.4g} to {high:.4g})"
+    return text
 
 
 def build_report(run_uri: str, *, title: str | None = None, summary: Sequence[tuple[str, str]] = (),
                  traversals: bool = True) -> ReportPaths:
     """(Re)write ``pareto.parquet``, ``figures/*.png`` and ``index.html`` of the run at ``run_uri``."""
     trials = read_table(join(run_uri, "trials.parquet"))
-    pareto = pareto_table(trials)
-    write_table(pareto, join(run_uri, "pareto.parquet"))
     name = run_uri.rstrip("/").rsplit("/", 1)[-1]
     config: dict[str, Any] = {}
     if exists(join(run_uri, "experiment.json")):
         config = json.loads(read_bytes(join(run_uri, "experiment.json")))
         name = config.get("experiment", {}).get("name", name)
     title = title or f"disentune: {name}"
+    objectives = run_objectives(config)
+    names = [n for n, _ in objectives]
+    pareto = pareto_table(trials, objectives)
+    write_table(pareto, join(run_uri, "pareto.parquet"))
 
-    pareto_data = pareto_plot_data(trials, pareto, f"{title}: FID vs MIG")
+    versus = " vs ".join(names)
+    pareto_data = pareto_plot_data(trials, pareto, f"{title}: {versus}", objectives=objectives)
     figures: dict[str, bytes] = {"pareto": draw_pareto(pareto_data)}
     if pareto.num_rows:
-        figures["hypervolume"] = draw_hypervolume(hypervolume_data(pareto))
-        figures["heatmaps"] = draw_heatmaps(heatmap_data(trials))
+        figures["hypervolume"] = draw_hypervolume(hypervolume_data(pareto, names))
+        figures["heatmaps"] = draw_heatmaps(heatmap_data(trials, objectives=objectives))
     curves = _optional_table(join(run_uri, "curves.parquet"))
     if curves is not None and curves.num_rows:
         figures["curves"] = draw_curves(curves_data(curves, trials))
-    anomaly = read_dataset(join(run_uri, "anomaly_metrics.parquet"), schema.ANOMALY_METRICS)
-    if anomaly.num_rows:
-        figures["anomaly"] = draw_anomaly(anomaly_data(anomaly, trials))
     figure_uris = {k: join(run_uri, "figures", f"{k}.png") for k in figures}
     for key, png in figures.items():
         write_bytes(figure_uris[key], png)
 
     front = sorted(r["trial_number"] for r in pareto.to_pylist() if r["on_front"])
-    optuna_front = _optuna_front(run_uri, trials)
-    failed = sum(1 for s in trials["status"].to_pylist() if s != "ok")
-    lines = [*summary, ("trials", f"{trials.num_rows} ({failed} failed)"),
+    optuna_front = _optuna_front(run_uri, trials, names)
+    statuses = trials["status"].to_pylist()
+    failed, stopped = statuses.count("failed"), statuses.count("stopped")
+    counted = f"{trials.num_rows} ({failed} failed" + (f", {stopped} stopped early" if stopped else "") + ")"
+    lines = [*summary, ("trials", counted),
              ("Pareto front", ", ".join(f"#{n}" for n in front) or "none")]
     if optuna_front is not None:
         agree = "agrees" if optuna_front == front else f"differs: {optuna_front}"
@@ -219,17 +178,24 @@ def build_report(run_uri: str, *, title: str | None = None, summary: Sequence[tu
     if pareto.num_rows:
         last = pareto.to_pylist()[-1]
         lines += [("hypervolume", f"{max(pareto['hypervolume_so_far'].to_pylist()):.4g}"),
-                  ("reference point", f"fid={last['reference_fid']:.4g}, mig={last['reference_mig']:.4g}")]
-    captions = {"pareto": "Pareto front: FID against MIG", "hypervolume": "Hypervolume against trial count",
-                "heatmaps": "Objectives over lambda_mi x lambda_tc", "curves": "Training curves per trial",
-                "anomaly": "Anomaly AUROC against FID and MIG"}
+                  ("reference point", ", ".join(f"{n}={last[f'reference_{n}']:.4g}" for n in names))]
+    captions = {"pareto": f"Pareto front: {' against '.join(names[:2])}" + (
+                    f" (the front in all of {', '.join(names)})" if len(names) > 2 else ""),
+                "hypervolume": "Hypervolume against trial count",
+                "heatmaps": "Objectives over lambda_mi x lambda_tc", "curves": "Training curves per trial"}
+    # the subset-scanning study's findings, each from a stored data object (figures/*.parquet)
+    anomaly_figures = anomaly_panels(run_uri, trials, objectives)
+    captioned = {CAPTIONS[key].format(x=names[0], y=names[1]): key for key in CAPTIONS}
+    figure_uris.update({captioned[c]: join(run_uri, "figures", f"{captioned[c]}.png") for c, _ in anomaly_figures})
     page = render_index(
-        title=title, summary=lines, figures=[(captions[k], png) for k, png in figures.items()],
+        title=title, summary=lines,
+        figures=[*((captions[k], png) for k, png in figures.items()), *anomaly_figures],
         trials=trials, front_ids={r["trial_id"] for r in pareto.to_pylist() if r["on_front"]},
-        models=_front_sections(trials, pareto, traversals),
+        models=_front_sections(run_uri, trials, pareto, traversals, objectives,
+                               config.get("experiment", {}).get("data")),
         config_text=json.dumps(config, indent=2) if config else "",
         suite=suite_rows(latest_evaluations(read_dataset(join(run_uri, "evaluations.parquet"), schema.EVALUATIONS)), trials),
-        pareto=interactive_pareto_data(trials, pareto, pareto_data), curves=curves,
+        pareto=interactive_pareto_data(trials, pareto, pareto_data, objectives=objectives), curves=curves,
     )
     index = join(run_uri, "index.html")
     write_bytes(index, page.encode("utf-8"))

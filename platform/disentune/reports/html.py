@@ -44,7 +44,7 @@ table{border-collapse:collapse;font-size:0.82rem}th,td{border:1px solid #ccc;pad
 th{background:#f0f0f0;cursor:pointer;user-select:none}th[data-order=asc]::after{content:" \\25B2"}
 th[data-order=desc]::after{content:" \\25BC"}tr.front td{background:#eef5ff}td.num{text-align:right}
 tr.failed td{color:#a00}img{max-width:100%;border:1px solid #ddd}figure{margin:1rem 0}
-.model{border-top:1px solid #ccc;margin-top:1.5rem}pre{background:#f7f7f7;padding:.7rem;overflow:auto;font-size:.78rem}
+.model{border-top:1px solid #ccc;margin-top:1.5rem}.traversal{display:flex;gap:1.5rem;align-items:flex-start;flex-wrap:wrap}pre{background:#f7f7f7;padding:.7rem;overflow:auto;font-size:.78rem}
 input#filter{margin:.5rem 0;padding:.3rem;width:20rem}
 #pareto-wrap{position:relative;display:inline-block;max-width:100%}#pareto-svg{max-width:100%;height:auto}
 #pareto-svg a.point{cursor:pointer}
@@ -151,6 +151,7 @@ class ModelSection:
     title: str
     scores: Sequence[tuple[str, str]]
     traversal_png: bytes | None
+    traversal_gif: bytes | None = None
     trial_number: int | None = None
 
 
@@ -168,10 +169,10 @@ def _cell(value: Any) -> tuple[str, str]:
     return ("", html.escape("" if value is None else str(value)))
 
 
-def _img(png: bytes, caption: str) -> str:
+def _img(png: bytes, caption: str, mime: str = "image/png") -> str:
     data = base64.b64encode(png).decode("ascii")
     alt = html.escape(caption, quote=True)
-    return (f"<figure><img alt=\"{alt}\" src=\"data:image/png;base64,{data}\">"
+    return (f"<figure><img alt=\"{alt}\" src=\"data:{mime};base64,{data}\">"
             f"<figcaption>{html.escape(caption)}</figcaption></figure>")
 
 
@@ -323,7 +324,10 @@ def render_index(
         parts.append("</ul>")
         parts.append(params(m.trial_number) + extra(m.trial_number))
         if m.traversal_png:
-            parts.append(_img(m.traversal_png, f"Latent traversal: {m.title}"))
+            parts.append("<div class=\"traversal\">" + _img(m.traversal_png, f"Latent traversal: {m.title}"))
+            if m.traversal_gif:
+                parts.append(_img(m.traversal_gif, f"Animated traversal: {m.title}", mime="image/gif"))
+            parts.append("</div>")
         parts.append("</section>")
     if compact:
         parts.append("<h2>Other trials</h2><p>Every other successful trial: scores and parameters "

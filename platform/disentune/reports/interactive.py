@@ -119,6 +119,9 @@ def interactive_pareto_data(
                np.array([_float(r[f"{name}_max"]) for r in rows], dtype=float))
         for name, _ in objectives if {f"{name}_min", f"{name}_max"} <= columns
     }
+    # an unreplicated run's ranges are empty (NaN) or a single point: no error bars then
+    ranges = {name: (low, high) for name, (low, high) in ranges.items()
+              if np.any(np.isfinite(low) & np.isfinite(high) & (high > low))}
     params = [[(c, r[c]) for c in PARAM_COLUMNS if c in columns and not _missing(r[c])] for r in rows]
     return InteractiveParetoData(
         plot=plot, trial_number=np.array([r["trial_number"] for r in rows], dtype=int),

@@ -7,7 +7,8 @@ functions only turn a data object into PNG bytes.
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
+from typing import Sequence
+from dataclasses import dataclass, field
 
 import matplotlib
 import matplotlib.ticker
@@ -33,34 +34,66 @@ def trial_label(row: dict) -> str:
 # -- Pareto front ------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class ParetoPlotData:
-    """fid (x, lower is better) against mig (y, higher is better) of one or more runs."""
+    """One objective (x) against another (y) of one or more runs' trials (``n`` points each field).
 
-    fid: np.ndarray
-    mig: np.ndarray
+    ``axes`` names the two objectives and ``directions`` theirs (``"min"``/``"max"``); ``staircase``
+    is False when the run has a third objective (its front is then no staircase in these two);
+    ``x_range``/``y_range``, when given, are ``(low, high)`` arrays of each point's replicate range
+    (NaN: none), drawn as error bars.
+    """
+
+    x: np.ndarray
+    y: np.ndarray
     on_front: np.ndarray
     knee: np.ndarray
     labels: list[str]
     run: list[str]
     title: str
+    axes: tuple[str, str] = ("fid", "mig")
+    directions: tuple[str, str] = ("min", "max")
+    staircase: bool = True
+    x_range: tuple[np.ndarray, np.ndarray] | None = None
+    y_range: tuple[np.ndarray, np.ndarray] | None = None
 
 
-def pareto_plot_data(trials: pa.Table, pareto: pa.Table, title: str, run: str = "") -> ParetoPlotData:
-    """Join the Pareto table with the trials' weights to label every point."""
+def pareto_plot_data(trials: pa.Table, pareto: pa.Table, title: str, run: str = "",
+                     objectives: Sequence[tuple[str, str]] = (("fid", "min"), ("mig", "max"))) -> ParetoPlotData:
+    """Join the Pareto table with the trials' weights to label every point; the first two
+    objectives go on the axes, with their replicate ranges when the trials table has them."""
     by_id = {row["trial_id"]: row for row in trials.to_pylist()}
     rows = pareto.to_pylist()
+    (xn, xd), (yn, yd) = objectives[0], objectives[1]
+
+    def span(name: str) -> tuple[np.ndarray, np.ndarray] | None:
+        if f"{name}_min" not in trials.column_names:
+            return None
+        low = np.array([_nan(by_id[r["trial_id"]][f"{name}_min"]) for r in rows], dtype=float)
+        high = np.array([_nan(by_id[r["trial_id"]][f"{name}_max"]) for r in rows], dtype=float)
+        return None if np.all(~np.isfinite(low) | (low == high)) else (low, high)
+
     return ParetoPlotData(
-        fid=np.array([r["fid"] for r in rows], dtype=float),
-        mig=np.array([r["mig"] for r in rows], dtype=float),
+        x=np.array([r[xn] for r in rows], dtype=float), y=np.array([r[yn] for r in rows], dtype=float),
         on_front=np.array([r["on_front"] for r in rows], dtype=bool),
         knee=np.array([r["knee"] for r in rows], dtype=bool),
         labels=[trial_label(by_id[r["trial_id"]]) for r in rows],
-        run=[run] * len(rows),
-        title=title,
+        run=[run] * len(rows), title=title, axes=(xn, yn), directions=(xd, yd),
+        staircase=len(objectives) == 2, x_range=span(xn), y_range=span(yn),
     )
 
 
+def _nan(value) -> float:
+    return float("nan") if value is None else float(value)
+
+
+def axis_label(name: str, direction: str) -> str:
+    better = "lower" if direction == "min" else "higher"
+    extra = "; the dataset-factor or Inception features the run names" if name in ("fid", "kid") else ""
+    return f"{name} ({better} is better{extra})"
+
+
 def draw_pareto(data: ParetoPlotData) -> bytes:
-    """Dominated points grey, each run's front joined as a staircase and labelled, knee ringed."""
+    """Dominated points grey, each run's front joined as a staircase (two objectives) and
+    labelled, replicate ranges as error bars, the knee ringed."""
     fig, ax = plt.subplots(figsize=(7.5, 5.0), dpi=110)
     runs = list(dict.fromkeys(data.run))
     colours = ["tab:blue", "tab:orange", "tab:green", "tab:purple"]
@@ -68,22 +101,25 @@ def draw_pareto(data: ParetoPlotData) -> bytes:
         mine = np.array([r == run for r in data.run], dtype=bool)
         colour = colours[k % len(colours)]
         dominated = mine & ~data.on_front
-        ax.scatter(data.fid[dominated], data.mig[dominated], c="0.65" if len(runs) == 1 else colour,
+        ax.scatter(data.x[dominated], data.y[dominated], c="0.65" if len(runs) == 1 else colour,
                    alpha=1.0 if len(runs) == 1 else 0.35, s=28, label=f"{run} dominated".strip())
         front = mine & data.on_front
-        order = np.argsort(data.fid[front])
-        fx, fy = data.fid[front][order], data.mig[front][order]
-        ax.step(fx, fy, where="post", color=colour, lw=1.5)
+        order = np.argsort(data.x[front])
+        fx, fy = data.x[front][order], data.y[front][order]
+        if data.staircase:  # the dominated region's boundary: flat towards the worse x
+            where = "post" if (data.directions[0] == "min") == (data.directions[1] == "max") else "pre"
+            ax.step(fx, fy, where=where, color=colour, lw=1.5)
+        _error_bars(ax, data, front, colour)
         ax.scatter(fx, fy, c=colour, s=40, zorder=3, label=f"{run} Pareto front".strip())
         for i in np.flatnonzero(front):
-            ax.annotate(data.labels[i], (data.fid[i], data.mig[i]), textcoords="offset points",
+            ax.annotate(data.labels[i], (data.x[i], data.y[i]), textcoords="offset points",
                         xytext=(5, 4), fontsize=7)
     if data.knee.any():
-        ax.scatter(data.fid[data.knee], data.mig[data.knee], s=160, facecolors="none",
+        ax.scatter(data.x[data.knee], data.y[data.knee], s=160, facecolors="none",
                    edgecolors="tab:red", lw=1.8, zorder=4, label="knee")
     ax.ticklabel_format(useOffset=False)
-    ax.set_xlabel("FID (dataset-factor features; lower is better)")
-    ax.set_ylabel("MIG (higher is better)")
+    ax.set_xlabel(axis_label(data.axes[0], data.directions[0]))
+    ax.set_ylabel(axis_label(data.axes[1], data.directions[1]))
     ax.set_title(data.title)
     ax.grid(alpha=0.3)
     if ax.get_legend_handles_labels()[0]:  # a run whose every trial failed has nothing to label
@@ -91,17 +127,32 @@ def draw_pareto(data: ParetoPlotData) -> bytes:
     return _png(fig)
 
 
+def _error_bars(ax, data: ParetoPlotData, where: np.ndarray, colour: str) -> None:
+    """Each point's replicate range along x and y (where it has one)."""
+    for axis, span in (("x", data.x_range), ("y", data.y_range)):
+        if span is None:
+            continue
+        low, high = span
+        has = where & np.isfinite(low) & np.isfinite(high)
+        if not has.any():
+            continue
+        centre = data.x if axis == "x" else data.y
+        err = np.vstack([centre[has] - low[has], high[has] - centre[has]])
+        kwargs = {"xerr": err} if axis == "x" else {"yerr": err}
+        ax.errorbar(data.x[has], data.y[has], fmt="none", ecolor=colour, alpha=0.6, capsize=2, lw=1, **kwargs)
+
+
 # -- hypervolume history -------------------------------------------------------------------------
 @dataclass(frozen=True)
 class HypervolumeData:
     trial_number: np.ndarray
     hypervolume: np.ndarray
-    reference: tuple[float, float]
+    reference: dict[str, float]  # objective -> the reference point's coordinate
 
 
-def hypervolume_data(pareto: pa.Table) -> HypervolumeData:
+def hypervolume_data(pareto: pa.Table, objectives: Sequence[str] = ("fid", "mig")) -> HypervolumeData:
     rows = sorted(pareto.to_pylist(), key=lambda r: r["trial_number"])
-    ref = (rows[0]["reference_fid"], rows[0]["reference_mig"]) if rows else (np.nan, np.nan)
+    ref = {o: (rows[0][f"reference_{o}"] if rows else np.nan) for o in objectives}
     return HypervolumeData(
         np.array([r["trial_number"] for r in rows]), np.array([r["hypervolume_so_far"] for r in rows]), ref
     )
@@ -114,7 +165,8 @@ def draw_hypervolume(data: HypervolumeData) -> bytes:
     ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.set_xlabel("trial")
     ax.set_ylabel("hypervolume")
-    ax.set_title(f"Hypervolume so far (reference fid={data.reference[0]:.4g}, mig={data.reference[1]:.4g})",
+    reference = ", ".join(f"{o}={v:.4g}" for o, v in data.reference.items())
+    ax.set_title(f"Hypervolume so far (reference {reference})",
                  fontsize=9)
     ax.grid(alpha=0.3)
     return _png(fig)
@@ -129,9 +181,11 @@ class HeatmapData:
     tc_edges: np.ndarray
     grids: dict[str, np.ndarray]  # objective -> (len(tc_edges)-1, len(mi_edges)-1)
     counts: np.ndarray
+    directions: dict[str, str] = field(default_factory=dict)
 
 
-def heatmap_data(trials: pa.Table, bins: int = 6) -> HeatmapData:
+def heatmap_data(trials: pa.Table, bins: int = 6,
+                 objectives: Sequence[tuple[str, str]] = (("fid", "min"), ("mig", "max"))) -> HeatmapData:
     rows = [r for r in trials.to_pylist() if r["status"] == "ok"]
     mi = np.array([r["lambda_mi"] for r in rows], dtype=float)
     tc = np.array([r["lambda_tc"] for r in rows], dtype=float)
@@ -146,23 +200,24 @@ def heatmap_data(trials: pa.Table, bins: int = 6) -> HeatmapData:
     counts = np.zeros((bins, bins))
     np.add.at(counts, (iy, ix), 1)
     grids = {}
-    for objective in ("fid", "mig"):
+    for objective, _ in objectives:
         sums = np.zeros((bins, bins))
         np.add.at(sums, (iy, ix), np.array([r[objective] for r in rows], dtype=float))
         with np.errstate(invalid="ignore", divide="ignore"):
             grids[objective] = np.where(counts > 0, sums / counts, np.nan)
-    return HeatmapData(mi_edges, tc_edges, grids, counts)
+    return HeatmapData(mi_edges, tc_edges, grids, counts, dict(objectives))
 
 
 def draw_heatmaps(data: HeatmapData) -> bytes:
-    fig, axes = plt.subplots(1, 2, figsize=(10.0, 4.0), dpi=110)
-    for ax, (objective, grid) in zip(axes, data.grids.items()):
+    fig, axes = plt.subplots(1, len(data.grids), figsize=(5.0 * len(data.grids), 4.0), dpi=110, squeeze=False)
+    for ax, (objective, grid) in zip(axes[0], data.grids.items()):
+        low_is_good = data.directions.get(objective, "max") == "min"
         mesh = ax.pcolormesh(data.mi_edges, data.tc_edges, np.ma.masked_invalid(grid),
-                             cmap="viridis_r" if objective == "fid" else "viridis", shading="flat")
+                             cmap="viridis_r" if low_is_good else "viridis", shading="flat")
         fig.colorbar(mesh, ax=ax, label=f"mean {objective}")
         ax.set_xlabel("lambda_mi")
         ax.set_ylabel("lambda_tc")
-        ax.set_title(f"{objective} over the weights ({'lower' if objective == 'fid' else 'higher'} is better)")
+        ax.set_title(f"{objective} over the weights ({'lower' if low_is_good else 'higher'} is better)")
     return _png(fig)
 
 
@@ -198,47 +253,14 @@ def draw_curves(data: CurvesData) -> bytes:
     return _png(fig)
 
 
-# -- anomaly detection against the objectives ------------------------------------------------
-@dataclass(frozen=True)
-class AnomalyData:
-    """Mean AUROC of each trial (over detectors and benchmarks) next to its fid and mig."""
-
-    fid: np.ndarray
-    mig: np.ndarray
-    auroc: np.ndarray
-    labels: list[str]
-
-
-def anomaly_data(anomaly: pa.Table, trials: pa.Table) -> AnomalyData:
-    by_trial: dict[str, list[float]] = {}
-    for r in anomaly.to_pylist():
-        if r["metric"] == "auroc":
-            by_trial.setdefault(r["trial_id"], []).append(r["value"])
-    rows = [r for r in trials.to_pylist() if r["trial_id"] in by_trial and r["status"] == "ok"]
-    return AnomalyData(
-        fid=np.array([r["fid"] for r in rows], dtype=float),
-        mig=np.array([r["mig"] for r in rows], dtype=float),
-        auroc=np.array([np.mean(by_trial[r["trial_id"]]) for r in rows], dtype=float),
-        labels=[trial_label(r) for r in rows],
-    )
-
-
-def draw_anomaly(data: AnomalyData) -> bytes:
-    fig, axes = plt.subplots(1, 2, figsize=(10.0, 4.0), dpi=110, sharey=True)
-    for ax, (name, x) in zip(axes, (("FID (lower is better)", data.fid), ("MIG (higher is better)", data.mig))):
-        ax.scatter(x, data.auroc, c="tab:purple", s=30)
-        ax.set_xlabel(name)
-        ax.grid(alpha=0.3)
-    axes[0].set_ylabel("mean anomaly AUROC")
-    fig.suptitle("Anomaly detection against the two objectives")
-    return _png(fig)
-
-
 # -- latent traversals ---------------------------------------------------------------------------
-def draw_traversal(images: np.ndarray, values: np.ndarray, title: str) -> bytes:
-    """``images (d, steps, C, H, W)`` in [0, 1]: one row per latent, one column per value."""
+def draw_traversal(images: np.ndarray, values: np.ndarray, title: str,
+                   row_labels: Sequence[str] | None = None) -> bytes:
+    """``images (d, steps, C, H, W)`` in [0, 1]: one row per latent, one column per value;
+    ``row_labels`` name the rows (default ``z0``, ``z1``, ...); a label ending in "collapsed" is red."""
     d, steps = images.shape[:2]
-    fig, axes = plt.subplots(d, steps, figsize=(steps * 0.8, d * 0.8 + 0.4), dpi=100, squeeze=False)
+    row_labels = list(row_labels) if row_labels is not None else [f"z{i}" for i in range(d)]
+    fig, axes = plt.subplots(d, steps, figsize=(steps * 0.8 + 1.2, d * 0.8 + 0.4), dpi=100, squeeze=False)
     for i in range(d):
         for j in range(steps):
             ax = axes[i, j]
@@ -246,7 +268,9 @@ def draw_traversal(images: np.ndarray, values: np.ndarray, title: str) -> bytes:
             ax.set_xticks([])
             ax.set_yticks([])
             if j == 0:
-                ax.set_ylabel(f"z{i}", fontsize=7)
+                collapsed = row_labels[i].endswith("collapsed")
+                ax.set_ylabel(row_labels[i].replace(" collapsed", "\ncollapsed"), fontsize=6, rotation=0,
+                              ha="right", va="center", color="tab:red" if collapsed else "black")
             if i == d - 1:
                 ax.set_xlabel(f"{values[j]:+.1f}", fontsize=7)
     fig.suptitle(title, fontsize=9)

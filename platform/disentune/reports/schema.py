@@ -18,50 +18,62 @@ def _schema(name: str, fields: list[tuple[str, pa.DataType]]) -> pa.Schema:
     return pa.schema(fields, metadata={_NAME_KEY: name.encode(), _VERSION_KEY: str(SCHEMA_VERSION).encode()})
 
 
-TRIALS = _schema("trials", [
-    ("run_id", pa.string()),
-    ("trial_number", pa.int64()),
-    ("trial_id", pa.string()),
+# the searched parameters every trials table carries (config.SEARCHABLE, minus the seed)
+PARAMETERS: list[tuple[str, pa.DataType]] = [
     ("variant", pa.string()),
     ("lambda_mi", pa.float64()),
     ("lambda_tc", pa.float64()),
     ("lr", pa.float64()),
     ("latent_dim", pa.int64()),
     ("batch_size", pa.int64()),
-    ("seed", pa.int64()),
     ("scale_tied_codes", pa.bool_()),
     ("c_max", pa.float64()),
     ("anneal_steps", pa.int64()),
-    ("status", pa.string()),
-    ("error", pa.string()),
-    ("fid", pa.float64()),
-    ("mig", pa.float64()),
-    ("fid_extractor", pa.string()),
-    ("epochs", pa.int64()),
-    ("images_seen", pa.int64()),
-    ("train_seconds", pa.float64()),
-    ("eval_seconds", pa.float64()),
-    ("startup_seconds", pa.float64()),
-    ("wall_seconds", pa.float64()),
-    ("checkpoint_uri", pa.string()),
-    ("code_version", pa.string()),
-    ("created_at", pa.timestamp("us", tz="UTC")),
-])
+]
+DEFAULT_OBJECTIVES = ("fid", "mig")
+SPREAD = ("min", "max", "iqr")  # of an objective over a trial's replicates
 
-PARETO = _schema("pareto", [
-    ("run_id", pa.string()),
-    ("trial_number", pa.int64()),
-    ("trial_id", pa.string()),
-    ("fid", pa.float64()),
-    ("mig", pa.float64()),
-    ("rank", pa.int64()),
-    ("on_front", pa.bool_()),
-    ("hv_contribution", pa.float64()),
-    ("knee", pa.bool_()),
-    ("hypervolume_so_far", pa.float64()),
-    ("reference_fid", pa.float64()),
-    ("reference_mig", pa.float64()),
-])
+
+def trials_schema(objectives: tuple[str, ...] = DEFAULT_OBJECTIVES) -> pa.Schema:
+    """One row per trial (a configuration): its parameters, status, and per objective the median
+    over its replicates with ``_min``, ``_max`` and ``_iqr`` (equal to it, and 0, unreplicated).
+    ``trial_id``, ``seed`` and ``checkpoint_uri`` are those of its first successful replicate."""
+    return _schema("trials", [
+        ("run_id", pa.string()), ("trial_number", pa.int64()), ("trial_id", pa.string()),
+        *PARAMETERS, ("seed", pa.int64()), ("replicates", pa.int64()), ("replicates_ok", pa.int64()),
+        ("seeds", pa.list_(pa.int64())), ("status", pa.string()), ("error", pa.string()),
+        *[(f"{o}{suffix}", pa.float64()) for o in objectives for suffix in ("", *(f"_{s}" for s in SPREAD))],
+        ("fid_extractor", pa.string()), ("epochs", pa.int64()), ("images_seen", pa.int64()),
+        ("stopped_at_images", pa.int64()),  # early stopping (search.scheduler): the budget reached
+        ("train_seconds", pa.float64()), ("eval_seconds", pa.float64()), ("startup_seconds", pa.float64()),
+        ("wall_seconds", pa.float64()), ("checkpoint_uri", pa.string()), ("code_version", pa.string()),
+        ("created_at", pa.timestamp("us", tz="UTC")),
+    ])
+
+
+def replicates_schema(objectives: tuple[str, ...] = DEFAULT_OBJECTIVES) -> pa.Schema:
+    """One row per replicate: which trial, its index and seed, status and objectives."""
+    return _schema("replicates", [
+        ("run_id", pa.string()), ("trial_number", pa.int64()), ("replicate", pa.int64()),
+        ("trial_id", pa.string()), ("seed", pa.int64()), ("status", pa.string()), ("error", pa.string()),
+        *[(o, pa.float64()) for o in objectives],
+        ("epochs", pa.int64()), ("images_seen", pa.int64()), ("train_seconds", pa.float64()),
+        ("checkpoint_uri", pa.string()),
+    ])
+
+
+def pareto_schema(objectives: tuple[str, ...] = DEFAULT_OBJECTIVES) -> pa.Schema:
+    return _schema("pareto", [
+        ("run_id", pa.string()), ("trial_number", pa.int64()), ("trial_id", pa.string()),
+        *[(o, pa.float64()) for o in objectives],
+        ("rank", pa.int64()), ("on_front", pa.bool_()), ("hv_contribution", pa.float64()), ("knee", pa.bool_()),
+        ("hypervolume_so_far", pa.float64()), *[(f"reference_{o}", pa.float64()) for o in objectives],
+    ])
+
+
+TRIALS = trials_schema()
+REPLICATES = replicates_schema()
+PARETO = pareto_schema()
 
 
 CURVES = _schema("curves", [  # long format: one row per (trial, epoch, metric)
@@ -73,10 +85,11 @@ CURVES = _schema("curves", [  # long format: one row per (trial, epoch, metric)
     ("value", pa.float64()),
 ])
 
-EVALUATIONS = _schema("evaluations", [  # long format: one row per (trial, metric value)
+EVALUATIONS = _schema("evaluations", [  # long format: one row per (model, metric value)
     ("run_id", pa.string()),
     ("trial_number", pa.int64()),
-    ("trial_id", pa.string()),
+    ("replicate", pa.int64()),  # which of the trial's replicates (0 unreplicated)
+    ("trial_id", pa.string()),  # the replicate's own id
     ("suite_metric", pa.string()),  # the registered metric that produced the value (dci, ...)
     ("metric", pa.string()),  # the value's name (dci_completeness, ...)
     ("value", pa.float64()),
@@ -87,7 +100,9 @@ EVALUATIONS = _schema("evaluations", [  # long format: one row per (trial, metri
 ])
 
 ANOMALY_METRICS = _schema("anomaly_metrics", [
-    ("trial_id", pa.string()),
+    ("trial_id", pa.string()),  # the replicate's own id
+    ("trial_number", pa.int64()),
+    ("replicate", pa.int64()),
     ("detector", pa.string()),
     ("feature_space", pa.string()),
     ("benchmark", pa.string()),
@@ -103,6 +118,8 @@ ANOMALY_METRICS = _schema("anomaly_metrics", [
 
 ANOMALY_SCORES = _schema("anomaly_scores", [  # one row per test sample: any metric can be recomputed
     ("trial_id", pa.string()),
+    ("trial_number", pa.int64()),
+    ("replicate", pa.int64()),
     ("detector", pa.string()),
     ("feature_space", pa.string()),
     ("benchmark", pa.string()),

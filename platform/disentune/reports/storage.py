@@ -4,6 +4,11 @@
 - Tables written by several processes are *datasets*: a folder of ``part-<name>.parquet`` files,
   one per write, so writers never rewrite each other's rows; :func:`read_dataset` reads the whole
   folder as one table. Every part carries the schema version and is checked on read.
+- Every write is atomic (:func:`disentune.storage.atomic_write`: the table is serialised in memory,
+  then renamed into place locally or sent as one S3 PUT), so a reader, during an S3 outage or after
+  a full disk, sees the previous table or the new one, never a truncated one; a table that does
+  not parse is refused in one line, never read in part. S3 requests retry transient failures for
+  ``DISENTUNE_STORAGE_RETRY_S`` seconds (default 90; see :mod:`disentune.storage`).
 """
 
 from __future__ import annotations
@@ -62,6 +67,13 @@ def append_table(table: pa.Table, dataset_uri: str, key: str | None = None) -> s
     return part
 
 
+def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """``table`` with ``schema``'s columns in its order; a column an older writer did not have is
+    null (schema versions only ever add columns)."""
+    columns = [table[f.name] if f.name in table.column_names else pa.nulls(table.num_rows, f.type) for f in schema]
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
 def read_dataset(dataset_uri: str, schema: pa.Schema) -> pa.Table:
     """All parts of a dataset folder as one table (empty if the folder does not exist yet)."""
     fs, path = filesystem(dataset_uri)
@@ -75,5 +87,11 @@ def read_dataset(dataset_uri: str, schema: pa.Schema) -> pa.Table:
     tables = []
     for name in names:
         where = join(dataset_uri, name.rsplit("/", 1)[-1])
-        tables.append(_parse(fs.cat_file(name), where).select(schema.names).cast(schema))
+        try:
+            data = fs.cat_file(name)
+        except FileNotFoundError:  # replaced by a re-run between the listing and the read
+            continue
+        except Exception as err:  # noqa: BLE001
+            raise storage_error(where, err) from None
+        tables.append(conform(_parse(data, where), schema))
     return pa.concat_tables(tables) if tables else schema.empty_table()

@@ -8,7 +8,9 @@ from typing import Any
 
 @dataclass(frozen=True)
 class TrialOutcome:
-    """What one finished (or failed) trial left behind; ``number`` is its order in the study."""
+    """What one finished (or failed) replicate of a trial left behind; ``number`` is the trial's
+    order in the study, ``replicate`` the replicate's index (0 without replication), ``trial_id``
+    the replicate's Tune trial id."""
 
     number: int
     trial_id: str
@@ -17,4 +19,5 @@ class TrialOutcome:
     error: str | None
     metrics: dict[str, Any] = field(default_factory=dict)
     checkpoint_uri: str | None = None
-    history: tuple[dict[str, Any], ...] = ()  # per-epoch metrics: epoch, loss_*, fid, mig, ...
+    history: tuple[dict[str, Any], ...] = ()  # per-epoch metrics: epoch, loss_*, objectives, ...
+    replicate: int = 0

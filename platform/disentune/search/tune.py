@@ -38,7 +38,11 @@ from ray.tune.search.optuna import OptunaSearch
 from disentune.config import Experiment, ParamSpec
 from disentune.errors import Interrupted, UserError
 from disentune.parallel import failure_reason
+from disentune.metrics.objectives import cross_model_objectives, finite, objective_source
 from disentune.search.outcome import TrialOutcome
+from disentune.search import replicates
+from disentune.search.replicates import REPLICATE_KEY, TRIAL_KEY, CheckpointLedger, ReplicatedSearch
+from disentune.search.mo_asha import MOASHA
 from disentune.search.placement import describe_nodes, max_concurrent, trial_demand
 from disentune.search.study import fail_orphans
 from disentune.storage import arrow_filesystem, join
@@ -46,8 +50,6 @@ from disentune.train.launch import make_trainer
 from disentune.train.loop import TrialSpec, run_training
 from disentune.train.session import checkpoint_dir
 
-OBJECTIVES = ("fid", "mig")
-DIRECTIONS = ("min", "max")
 
 
 def make_sampler(exp: Experiment) -> optuna.samplers.BaseSampler:
@@ -69,10 +71,29 @@ def make_sampler(exp: Experiment) -> optuna.samplers.BaseSampler:
         # installed), so for sweeps of many hundreds of cheap trials prefer tpe.
         startup = max(2, min(8, s.num_samples // 3))
         return optuna.samplers.GPSampler(seed=exp.seed, n_startup_trials=startup)
-    if s.sampler == "grid":  # every searched parameter is a choice (checked by the config)
+    if s.sampler == "grid" and not exp.subspaces:  # every searched parameter is a choice (config)
         grid = {n: list(p.values) for n, p in exp.params().items() if not p.fixed}
         return optuna.samplers.GridSampler(grid, seed=exp.seed)
     return optuna.samplers.RandomSampler(seed=exp.seed)
+
+
+def trials_wanted(exp: Experiment) -> int:
+    """``search.num_samples``, or the grid's size when the grid sampler has fewer points."""
+    if exp.search.sampler == "grid":
+        return min(exp.search.num_samples, len(exp.grid()))
+    return exp.search.num_samples
+
+
+def union_grid(exp: Experiment) -> list[dict] | None:
+    """The points a grid over subspaces asks Optuna to run (its sampler is then random search,
+    never consulted), in a seeded random order like the grid sampler's; None without subspaces."""
+    if not exp.subspaces:
+        return None
+    import random
+
+    points = exp.grid()
+    random.Random(exp.seed).shuffle(points)
+    return points[: exp.search.num_samples]
 
 
 def _domain(spec: ParamSpec) -> Any:
@@ -112,12 +133,12 @@ class WorkerPlacementError(RuntimeError):
     """A trial's worker group found no room on the cluster within ``train.placement_timeout_s``."""
 
 
-def _trial(config: dict, *, experiment: Experiment, fixed: dict, extractor_path: str,
-           storage: tuple[str, Any], use_gpu: bool) -> None:
+def _trial(config: dict, *, experiment: Experiment, fixed: dict, extractor_path: str | None,
+           storage: tuple[str, Any], use_gpu: bool, rungs: tuple[int, ...] = ()) -> None:
     started = time.time()
+    params = {k: v for k, v in {**fixed, **config}.items() if k not in (TRIAL_KEY, REPLICATE_KEY)}
     spec = TrialSpec(
-        experiment=experiment, params={**fixed, **config},
-        extractor_path=extractor_path, started_at=started,
+        experiment=experiment, params=params, extractor_path=extractor_path, started_at=started, rungs=rungs,
     )
     if experiment.train.in_trial:
         run_training(spec, TuneTrialSession(use_gpu))
@@ -143,18 +164,26 @@ def _trial(config: dict, *, experiment: Experiment, fixed: dict, extractor_path:
 
 
 class PlacementWatch(Callback, Stopper):
-    """Ends the sweep when trials have waited ``timeout`` seconds with none running: trials
-    whose own resources (one in-trial worker) the cluster cannot give, autoscaler or not.
-    Ray Train trials are running while their worker group waits; their bound is Ray Train's."""
+    """Ends the sweep when trials have waited ``timeout`` seconds with none running and the
+    cluster has not had the resources one of them asks for (``demand``, an in-trial worker's CPUs
+    and GPUs) free all that time, autoscaler or not: a slow trial start on a busy machine is not
+    a missing resource. Ray Train trials run while their worker group waits (they ask for nothing
+    the workers need); their bound is Ray Train's."""
 
     stuck = False  # class-wide: a resumed sweep runs the instance Tune restored, not ours
 
-    def __init__(self, timeout: float) -> None:
-        self.timeout, self.since = timeout, None
+    def __init__(self, timeout: float, demand: dict[str, float]) -> None:
+        self.timeout, self.demand, self.since = timeout, {k.upper(): v for k, v in demand.items()}, None
         PlacementWatch.stuck = False
 
     def __getstate__(self) -> dict:  # Tune saves it with the experiment; a resume starts afresh
-        return {"timeout": self.timeout, "since": None}
+        return {"timeout": self.timeout, "demand": self.demand, "since": None}
+
+    def _room(self) -> bool:
+        import ray
+
+        free = ray.available_resources()
+        return all(free.get(k, 0.0) >= v for k, v in self.demand.items() if v > 0 and k != "MEMORY")
 
     def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
         statuses = {t.status for t in trials}
@@ -163,7 +192,10 @@ class PlacementWatch(Callback, Stopper):
         elif self.since is None:
             self.since = time.monotonic()
         elif time.monotonic() - self.since > self.timeout:
-            PlacementWatch.stuck = True
+            if self._room():  # the resources are there: the trial is merely starting
+                self.since = time.monotonic()
+            else:
+                PlacementWatch.stuck = True
 
     def __call__(self, trial_id: str, result: dict) -> bool:
         return False
@@ -217,23 +249,48 @@ def _number(result: Any, fallback: int) -> int:
     return int(match.group(1)) - 1 if match else fallback
 
 
-def run_trials(exp: Experiment, *, storage: str, extractor_path: Path, use_gpu: bool,
-               journal: Path, cluster: dict[str, float], resume: bool = False) -> list[TrialOutcome]:
+def make_scheduler(exp: Experiment, full_images: int) -> MOASHA | None:
+    """``search.scheduler``: MO-ASHA on the objectives measured per model, deciding per
+    configuration (replicates follow their trial), or None for no early stopping."""
+    s = exp.search
+    if s.scheduler != "mo_asha":
+        return None
+    per_model = [o for o in s.objectives if objective_source(o.name).kind != "cross_model"]
+    if len(per_model) < 2:
+        raise UserError("search.scheduler: mo_asha ranks trials at each rung by objectives each model has; "
+                        "udr needs all of a trial's replicates, so give two other objectives")
+    min_images = s.min_images or max(1, int(full_images / s.reduction_factor ** 2))
+    if min_images >= full_images:
+        raise UserError(f"search.min_images: {min_images} is not below a trial's full budget of {full_images} "
+                        "images (train.epochs x the training images); lower it or train longer")
+    return MOASHA(objectives=[o.name for o in per_model], directions=[o.direction for o in per_model],
+                  min_images=min_images, max_images=full_images, reduction_factor=s.reduction_factor,
+                  brackets=s.brackets, seed=exp.seed, group_key=TRIAL_KEY)
+
+
+def run_trials(exp: Experiment, *, storage: str, extractor_path: Path | None, use_gpu: bool,
+               journal: Path, cluster: dict[str, float], resume: bool = False,
+               full_images: int | None = None) -> list[TrialOutcome]:
     """Run (or, with ``resume``, continue) the study with Tune's storage at URI ``storage``
-    (local or s3://) and the Optuna study in the ``journal`` file; returns every trial's outcome,
-    in Optuna's trial order."""
+    (local or s3://) and the Optuna study in the ``journal`` file; returns every replicate's
+    outcome, in Optuna's trial order. ``full_images``: a trial's full budget in images seen (for
+    early stopping; a trial that ends below it was stopped)."""
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
 
     arrow_fs, storage_path = arrow_filesystem(storage)
-    watch = PlacementWatch(exp.train.placement_timeout_s)
+    watch = PlacementWatch(exp.train.placement_timeout_s, trial_resources(exp, use_gpu))
+    scheduler = make_scheduler(exp, full_images) if full_images else None
+    rungs = tuple(int(r) for bracket in scheduler.rung_budgets for r in bracket) if scheduler else ()
+    objectives = [o.name for o in exp.search.objectives]
+    directions = [o.direction for o in exp.search.objectives]
     params = exp.params()
     searched = {n: _domain(p) for n, p in params.items() if not p.fixed}
     fixed = {n: p.values[0] for n, p in params.items() if p.fixed}
     trainable = tune.with_resources(
         tune.with_parameters(
-            _trial, experiment=exp, fixed=fixed, extractor_path=str(extractor_path),
-            storage=(join(storage_path, "train"), arrow_fs), use_gpu=use_gpu,
+            _trial, experiment=exp, fixed=fixed, extractor_path=None if extractor_path is None else str(extractor_path),
+            storage=(join(storage_path, "train"), arrow_fs), use_gpu=use_gpu, rungs=rungs,
         ),
         trial_resources(exp, use_gpu),
     )
@@ -245,18 +302,22 @@ def run_trials(exp: Experiment, *, storage: str, extractor_path: Path, use_gpu: 
         tuner = tune.Tuner.restore(experiment_path, trainable, resume_unfinished=True, resume_errored=True,
                                    storage_filesystem=arrow_fs)
     else:
-        searcher = OptunaSearch(
-            metric=list(OBJECTIVES), mode=list(DIRECTIONS), sampler=make_sampler(exp),
+        optuna_search = OptunaSearch(
+            metric=objectives, mode=directions, sampler=make_sampler(exp),
             study_name=exp.name, storage=JournalStorage(JournalFileBackend(str(journal))),
+            points_to_evaluate=union_grid(exp),
         )
+        searcher = ReplicatedSearch(optuna_search, replicates=exp.search.replicates, objectives=objectives,
+                                    modes=directions, fixed_seed=int(fixed.get("seed", exp.seed)),
+                                    full_images=full_images)
         # in-trial workers are restarted by Tune; worker groups by Ray Train (never both)
         retries = exp.train.max_failures if exp.train.in_trial else 0
         tuner = tune.Tuner(
             trainable,
             param_space=searched,
             tune_config=tune.TuneConfig(
-                search_alg=searcher,
-                num_samples=exp.search.num_samples,
+                search_alg=searcher, scheduler=scheduler,
+                num_samples=trials_wanted(exp) * exp.search.replicates,  # Tune trials are replicates
                 max_concurrent_trials=max_concurrent(exp, cluster, use_gpu),
                 # an in-trial process keeps its imports (torch's optimiser pulls in torch._dynamo,
                 # seconds) and its warm allocator for the next trial instead of starting afresh
@@ -266,10 +327,12 @@ def run_trials(exp: Experiment, *, storage: str, extractor_path: Path, use_gpu: 
                 name="tune", storage_path=storage_path, storage_filesystem=arrow_fs, verbose=1,
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
                 failure_config=tune.FailureConfig(max_failures=retries),
-                callbacks=[watch], stop=watch,
+                callbacks=[watch, CheckpointLedger(), *([scheduler.checkpoint_callback()] if scheduler else [])],
+                stop=watch,
             ),
         )
     _keep_credentials_out_of_runtime_envs()
+    replicates.GROUP_OBJECTIVES = lambda uris: cross_model_objectives(exp, uris)
     results = tuner.fit()
     if PlacementWatch.stuck:
         import ray
@@ -281,34 +344,60 @@ def run_trials(exp: Experiment, *, storage: str, extractor_path: Path, use_gpu: 
             f"the cluster has {describe_nodes(nodes)}; --resume continues once it has room")
     # Ctrl-C: Tune saves its state and returns; trials still running or never started must be
     # continued with --resume, not written down as failed
-    unfinished = max(len(results), exp.search.num_samples) - results.num_terminated - results.num_errors
+    expected = trials_wanted(exp) * exp.search.replicates
+    unfinished = max(len(results), expected) - results.num_terminated - results.num_errors
     if unfinished > 0:
-        raise Interrupted(f"{unfinished} of {exp.search.num_samples} trials did not finish")
+        raise Interrupted(f"{unfinished} of {expected} trial replicates did not finish")
     fail_orphans(journal)
+    per_model = [o for o in objectives if objective_source(o).kind != "cross_model"]
     outcomes = []
     for result in results:
         trial_id = result.metrics.get("trial_id") or Path(result.path).name
         metrics = {k: v for k, v in result.metrics.items() if not isinstance(v, dict) and k != "history"}
-        ok = result.error is None and not metrics.get("stopped") and all(
-            isinstance(metrics.get(o), float) and math.isfinite(metrics[o]) for o in OBJECTIVES
-        )
+        ok = result.error is None and not metrics.get("stopped") and all(finite(metrics.get(o)) for o in per_model)
+        early = ok and full_images is not None and (metrics.get("images_seen") or 0) < full_images
         error = None
-        if result.error is not None:
+        if early:  # MO-ASHA stopped it at a rung: its last objectives are the rung's
+            error = f"stopped early at {metrics.get('images_seen')} of {full_images} images (search.scheduler)"
+        elif result.error is not None:
             error = failure_reason(result.error)
         elif metrics.get("stopped"):  # diverged, out of memory or over its time limit (train/loop.py)
             error = metrics["stopped"]
         elif not ok:
-            error = "objectives were not finite: " + ", ".join(f"{o}={metrics.get(o)}" for o in OBJECTIVES)
+            error = "objectives were not finite: " + ", ".join(f"{o}={metrics.get(o)}" for o in per_model)
+        config = dict(result.config or {})
+        number, replicate = config.pop(TRIAL_KEY, None), config.pop(REPLICATE_KEY, 0)
         outcomes.append(TrialOutcome(
-            number=_number(result, len(outcomes)),
+            number=_number(result, len(outcomes)) if number is None else int(number),
+            replicate=int(replicate),
             trial_id=trial_id,
-            params={**fixed, **(result.config or {})},
-            status="ok" if ok else "failed",
+            params={**fixed, **config},
+            status="stopped" if early else "ok" if ok else "failed",
             error=error,
             metrics=metrics,
             checkpoint_uri=_uri(metrics.get("checkpoint_path")
                                 or (result.checkpoint.path if result.checkpoint is not None else None), arrow_fs),
             history=_history(result),
         ))
-    outcomes.sort(key=lambda o: o.number)
+    _add_group_objectives(outcomes, exp)
+    outcomes.sort(key=lambda o: (o.number, o.replicate))
     return outcomes
+
+
+def _add_group_objectives(outcomes: list[TrialOutcome], exp: Experiment) -> None:
+    """Objectives across replicates (udr) on every replicate's outcome, from its trial's group."""
+    across = [o.name for o in exp.search.objectives if objective_source(o.name).kind == "cross_model"]
+    if not across:
+        return
+    groups: dict[int, list[TrialOutcome]] = {}
+    for o in outcomes:
+        if o.status == "ok" and o.checkpoint_uri:
+            groups.setdefault(o.number, []).append(o)
+    for members in groups.values():
+        if len(members) < 2:
+            for o in members:
+                o.metrics.update({name: math.nan for name in across})
+            continue
+        found = cross_model_objectives(exp, [o.checkpoint_uri for o in members])
+        for i, o in enumerate(members):
+            o.metrics.update({name: float(found[name][i]) for name in across})

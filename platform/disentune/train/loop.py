@@ -46,18 +46,19 @@ import torch
 
 from disentune.config import Experiment
 from disentune.data.cache import cache_dir
-from disentune.data.ground_truth import training_indices
-from disentune.metrics.factor_net import load_extractor
-from disentune.metrics.objectives import search_objectives
-from disentune.models.base import Hyper
-from disentune.registry import DATASETS, MODELS
-from disentune.train.batches import TrainingImages
 from disentune.checkpoints import load_state, save_checkpoint
+from disentune.data.ground_truth import training_indices
+from disentune.data.open import open_dataset
+from disentune.metrics.factor_net import load_extractor
+from disentune.metrics.objectives import compute_objectives
+from disentune.models.base import Hyper
+from disentune.registry import MODELS
+from disentune.train.batches import TrainingImages
 from disentune.train.session import RayTrainSession, Session
 
 
 # what one epoch's entry of the history keeps besides the ``loss_*`` terms
-CURVE_KEYS = ("epoch", "images_seen", "fid", "mig", "train_seconds")
+CURVE_KEYS = ("epoch", "images_seen", "train_seconds")  # and every objective
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -66,7 +67,8 @@ class TrialSpec:
 
     experiment: Experiment
     params: dict[str, Any]  # variant, lambda_mi, lambda_tc, lr, latent_dim, batch_size, seed
-    extractor_path: str
+    extractor_path: str | None  # the dataset-factor network (None for data without factors)
+    rungs: tuple[int, ...] = ()  # early stopping: budgets (images seen) at which to evaluate
     started_at: float = field(default_factory=time.time)  # when the trial (not the loop) began
 
 
@@ -116,7 +118,7 @@ def run_training(spec: TrialSpec, session: Session) -> None:
     if device.type == "cpu":
         torch.set_num_threads(max(1, int(exp.train.cpus_per_worker)))
 
-    data = DATASETS.get(exp.data.dataset)(resolution=exp.data.resolution)
+    data = open_dataset(exp.data)
     index = training_indices(data, exp.data.exclude, exp.data.train_size, np.random.default_rng(p["seed"]))
     images = TrainingImages(data, index, device)
     batch, per_rank = p["batch_size"], p["batch_size"] // world
@@ -150,7 +152,16 @@ def run_training(spec: TrialSpec, session: Session) -> None:
             train_seconds, eval_seconds = state["train_seconds"], state["eval_seconds"]
             history = list(state.get("history", []))
 
-    extractor = load_extractor(spec.extractor_path, device) if rank == 0 else None
+    factor_net = quality = None
+    if rank == 0:  # the objectives' feature networks (only rank 0 evaluates)
+        factor_net = load_extractor(spec.extractor_path, device) if spec.extractor_path else None
+        quality = factor_net
+        if exp.evaluation.inception_weights:
+            from disentune.metrics.inception import load_inception
+
+            quality = load_inception(exp.evaluation.inception_weights, device, kind=exp.evaluation.inception_kind)
+    objectives = [o.name for o in exp.search.objectives]
+    unset = dict.fromkeys(objectives, math.nan)
     meta = {
         "variant": p["variant"], "image_shape": list(data.image_shape),
         "hyper": dataclasses.asdict(hyper), "params": dict(p), "dataset": exp.data.dataset,
@@ -193,7 +204,7 @@ def run_training(spec: TrialSpec, session: Session) -> None:
         images_seen += batches * batch
         if session.mean_over_workers({"stopped": float(stopped is not None)})["stopped"] > 0:
             session.report({
-                "epoch": epoch + 1, "images_seen": images_seen, "fid": math.nan, "mig": math.nan,
+                "epoch": epoch + 1, "images_seen": images_seen, **unset,
                 "stopped": stopped or "stopped by another worker of the trial",
                 "train_seconds": train_seconds, "eval_seconds": eval_seconds,
                 "startup_seconds": loop_started - spec.started_at, "history": json.dumps(history),
@@ -203,19 +214,21 @@ def run_training(spec: TrialSpec, session: Session) -> None:
         means = session.mean_over_workers({k: v / batches for k, v in sums.items()})
         metrics: dict[str, Any] = {f"loss_{k}": v for k, v in means.items()}
         metrics.update(
-            epoch=epoch + 1, images_seen=images_seen, fid=math.nan, mig=math.nan,
+            epoch=epoch + 1, images_seen=images_seen, **unset,
             startup_seconds=loop_started - spec.started_at,
         )
         last = epoch + 1 == epochs
-        if rank == 0 and (last or (every and (epoch + 1) % every == 0)):
+        at_rung = any(images_seen - batches * batch < r <= images_seen for r in spec.rungs)
+        if rank == 0 and (last or at_rung or (every and (epoch + 1) % every == 0)):
             began = time.perf_counter()
             metrics.update(
-                search_objectives(model, data, extractor, exp.evaluation, seed=p["seed"], device=device)
+                compute_objectives(model, data, exp, seed=p["seed"], device=device, quality=quality,
+                                   factor_net=factor_net, regions=exp.data.exclude)
             )
             eval_seconds += time.perf_counter() - began
         metrics.update(train_seconds=train_seconds, eval_seconds=eval_seconds)
         history.append({k: v for k, v in metrics.items()
-                        if (k.startswith("loss_") or k in CURVE_KEYS) and isinstance(v, (int, float))})
+                        if (k.startswith("loss_") or k in CURVE_KEYS or k in unset) and isinstance(v, (int, float))})
         metrics["history"] = json.dumps(history)
 
         with tempfile.TemporaryDirectory() as tmp:

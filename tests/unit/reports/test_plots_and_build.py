@@ -6,7 +6,7 @@ import pytest
 
 from disentune.reports import schema
 from disentune.reports.build import build_report, pareto_table
-from disentune.reports.plots import anomaly_data, curves_data, heatmap_data, hypervolume_data
+from disentune.reports.plots import curves_data, heatmap_data, hypervolume_data
 from disentune.reports.storage import append_table, read_table, write_table
 
 from .synthetic import synthetic_curves, synthetic_trials
@@ -21,7 +21,7 @@ def test_heatmap_bins_hold_the_mean_of_their_trials():
     assert data.counts.sum() == 4
 
 
-def test_hypervolume_curves_and_anomaly_data():
+def test_hypervolume_and_curves_data():
     trials = synthetic_trials(20)
     pareto = pareto_table(trials)
     hv = hypervolume_data(pareto)
@@ -30,15 +30,6 @@ def test_hypervolume_curves_and_anomaly_data():
     assert len(curves.series) == 20
     x, y = next(iter(curves.series.values()))
     np.testing.assert_array_equal(x, [1, 2, 3])
-    ok = [r for r in trials.to_pylist() if r["status"] == "ok"][:3]
-    anomaly = pa.Table.from_pylist([
-        {"trial_id": r["trial_id"], "detector": d, "feature_space": "latent", "benchmark": "b",
-         "metric": "auroc", "value": v, "n_normal": 1, "n_anomalous": 1, "seed": 0,
-         "fit_seconds": 0.0, "score_seconds": 0.0}
-        for r in ok for d, v in (("knn", 0.6), ("mahalanobis", 0.8))
-    ], schema=schema.ANOMALY_METRICS)
-    data = anomaly_data(anomaly, trials)
-    np.testing.assert_allclose(data.auroc, [0.7, 0.7, 0.7])
 
 
 @pytest.fixture()
@@ -71,10 +62,11 @@ def test_anomaly_results_add_their_figure(synthetic_run):
     trials = read_table(str(synthetic_run / "trials.parquet"))
     ok = [r for r in trials.to_pylist() if r["status"] == "ok"][:5]
     append_table(pa.Table.from_pylist([
-        {"trial_id": r["trial_id"], "detector": "knn", "feature_space": "latent", "benchmark": "b",
-         "metric": "auroc", "value": 0.7, "n_normal": 1, "n_anomalous": 1, "seed": 0,
-         "fit_seconds": 0.0, "score_seconds": 0.0} for r in ok], schema=schema.ANOMALY_METRICS),
-        str(synthetic_run / "anomaly_metrics.parquet"))
+        {"trial_id": r["trial_id"], "trial_number": r["trial_number"], "replicate": 0, "detector": "knn",
+         "feature_space": "latent", "benchmark": "b", "metric": "auroc", "value": 0.7, "n_normal": 1,
+         "n_anomalous": 1, "seed": 0, "fit_seconds": 0.0, "score_seconds": 0.0} for r in ok],
+        schema=schema.ANOMALY_METRICS), str(synthetic_run / "anomaly_metrics.parquet"))
     paths = build_report(str(synthetic_run))
-    assert "anomaly" in paths.figures
-    assert "Anomaly AUROC against FID and MIG" in (synthetic_run / "index.html").read_text()
+    assert "anomaly_detector_objectives" in paths.figures
+    assert (synthetic_run / "figures" / "anomaly_detector_objectives.parquet").exists()
+    assert "Anomaly AUROC per detector against fid and mig" in (synthetic_run / "index.html").read_text()

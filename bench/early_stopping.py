@@ -1,0 +1,134 @@
+"""Hypervolume per compute: does multi-objective early stopping (MO-ASHA) reach GP's front for a
+third of the training images?
+
+    python bench/early_stopping.py [--out /tmp/es] [--seeds 0,1,2] [--trials 12] [--reuse]
+
+Three set-ups on one real dSprites sweep at CPU scale (beta-TCVAE, 32 px; lambda_mi, lambda_tc
+and lr searched), each with the same number of trials and three seeds:
+
+- ``gp``: Optuna's GP sampler, every trial to the full budget;
+- ``gp+mo_asha``: the same sampler, MO-ASHA stopping dominated trials at rungs of 1/9 and 1/3 of
+  the budget (reduction factor 3);
+- ``random+mo_asha``: random search with MO-ASHA.
+
+For each run the trials are replayed in the order they finished; the hypervolume of the trials at
+the full budget so far (stopped ones are never on a front) is measured against ONE reference point
+common to every run (the nadir of all of them, pushed out 10 %), as a function of the training
+images consumed so far (stopped trials count the images they trained) and of wall time. Printed:
+the median over seeds at fractions of GP's total images, the images each set-up needs to reach
+GP's final hypervolume, and the verdict against the target (at most 1/3 of GP's images).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+import disentune
+from disentune.config import experiment_from_dict
+from disentune.pareto import default_reference, hypervolume, to_minimization
+
+DIRECTIONS = ("min", "max")
+SETUPS = {"gp": ("gp", "none"), "gp+mo_asha": ("gp", "mo_asha"), "random+mo_asha": ("random", "mo_asha")}
+
+
+def experiment(setup: str, seed: int, trials: int):
+    sampler, scheduler = SETUPS[setup]
+    return experiment_from_dict({
+        "name": f"es-{setup.replace('+', '-')}-{seed}", "seed": seed,
+        "data": {"resolution": 32, "train_size": 10_000},
+        "train": {"epochs": 9, "launcher": "in_trial"},
+        "evaluation": {"fid_samples": 1000, "mig_samples": 5000, "run_suite": "never"},
+        "search": {"sampler": sampler, "num_samples": trials, "max_concurrent_trials": 2, "scheduler": scheduler,
+                   "reduction_factor": 3.0},
+        "space": {"lambda_mi": {"uniform": [0.0, 1.0]}, "lambda_tc": {"uniform": [0.0, 10.0]},
+                  "lr": {"loguniform": [3e-4, 3e-3]}, "latent_dim": 6},
+    })
+
+
+def run(setup: str, seed: int, trials: int, out: Path, reuse: bool) -> tuple[pd.DataFrame, float]:
+    """The run's trials (with images trained and finishing time) and its wall seconds."""
+    target = out / f"{setup}-{seed}"
+    began = time.perf_counter()
+    if reuse and (target / "trials.parquet").exists():
+        opened = disentune.open_run(str(target))
+    else:
+        opened = disentune.sweep(experiment(setup, seed, trials), out=target, force=True)
+    wall = time.perf_counter() - began
+    table = opened.trials
+    table["finished"] = table["created_at"]  # the table's write time; order by trial number below
+    return table.sort_values("trial_number", ignore_index=True), wall
+
+
+def curve(trials: pd.DataFrame, ref: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cumulative images, cumulative wall seconds and hypervolume after each trial (in order)."""
+    images = trials["images_seen"].fillna(0).to_numpy(dtype=float).cumsum()
+    seconds = trials["wall_seconds"].fillna(0).to_numpy(dtype=float).cumsum()
+    ok = (trials["status"] == "ok").to_numpy()
+    points = to_minimization(trials[["fid", "mig"]].to_numpy(dtype=float), DIRECTIONS)
+    hv = np.array([hypervolume(points[: k + 1][ok[: k + 1]], ref) if ok[: k + 1].any() else 0.0
+                   for k in range(len(trials))])
+    return images, seconds, hv
+
+
+def images_to_reach(images: np.ndarray, hv: np.ndarray, target: float) -> float:
+    hit = np.flatnonzero(hv >= target * (1 - 1e-9))
+    return float(images[hit[0]]) if len(hit) else float("nan")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("/tmp/es"))
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--trials", type=int, default=12)
+    parser.add_argument("--reuse", action="store_true", help="analyse runs already in --out")
+    args = parser.parse_args()
+    seeds = [int(s) for s in args.seeds.split(",")]
+    runs = {(s, seed): run(s, seed, args.trials, args.out, args.reuse) for s in SETUPS for seed in seeds}
+    finished = np.concatenate([t.loc[t["status"] == "ok", ["fid", "mig"]].to_numpy(dtype=float) for t, _ in runs.values()])
+    ref = default_reference(to_minimization(finished, DIRECTIONS))
+    curves = {key: curve(t, ref) for key, (t, _) in runs.items()}
+    print(f"reference point (common): fid={ref[0]:.4g}, mig={-ref[1]:.4g}; {args.trials} trials a run, "
+          f"seeds {seeds}\n")
+    print("| set-up | seed | trials stopped | images (M) | wall (s) | final hypervolume | images to GP's final HV (share of GP's) |")
+    print("|---|---|---|---|---|---|---|")
+    shares: dict[str, list[float]] = {s: [] for s in SETUPS}
+    for (setup, seed), (images, seconds, hv) in curves.items():
+        table, wall = runs[(setup, seed)]
+        gp_images, _, gp_hv = curves[("gp", seed)]
+        need = images_to_reach(images, hv, gp_hv[-1])
+        share = need / gp_images[-1]
+        shares[setup].append(share)
+        print(f"| {setup} | {seed} | {int((table['status'] == 'stopped').sum())} | {images[-1] / 1e6:.2f} | {wall:.0f} "
+              f"| {hv[-1]:.4g} | {share:.2f} |" if np.isfinite(share) else
+              f"| {setup} | {seed} | {int((table['status'] == 'stopped').sum())} | {images[-1] / 1e6:.2f} | {wall:.0f} "
+              f"| {hv[-1]:.4g} | not reached |")
+    print("\nMedian hypervolume over seeds at fractions of GP's images (share of GP's final hypervolume):\n")
+    fractions = (0.1, 0.2, 1 / 3, 0.5, 1.0)
+    print("| set-up | " + " | ".join(f"{f:.2f}" for f in fractions) + " |")
+    print("|---|" + "---|" * len(fractions))
+    for setup in SETUPS:
+        cells = []
+        for f in fractions:
+            reached = []
+            for seed in seeds:
+                images, _, hv = curves[(setup, seed)]
+                gp_images, _, gp_hv = curves[("gp", seed)]
+                budget = f * gp_images[-1]
+                within = hv[images <= budget]
+                reached.append((within.max() if len(within) else 0.0) / gp_hv[-1])
+            cells.append(f"{np.median(reached):.2f}")
+        print(f"| {setup} | " + " | ".join(cells) + " |")
+    for setup in ("gp+mo_asha", "random+mo_asha"):
+        median = float(np.nanmedian(shares[setup])) if np.isfinite(shares[setup]).any() else float("nan")
+        verdict = "meets" if median <= 1 / 3 else "misses"
+        print(f"\n{setup}: reaches GP's final hypervolume with a median {median:.2f} of GP's images: "
+              f"{verdict} the target of 1/3")
+
+
+if __name__ == "__main__":
+    main()
