@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+from urllib.parse import urlparse
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -54,10 +55,12 @@ def _float(low: float, high: float, *, open_low: bool = False) -> Check:
 
 
 def _one_of(*choices: Any) -> Check:
+    bools = [c for c in choices if isinstance(c, bool)]
+    others = [c for c in choices if not isinstance(c, bool)]
+
     def check(value: Any, where: str) -> Any:
-        if isinstance(value, bool) and not any(isinstance(c, bool) for c in choices):
-            raise _fail(where, value, f"one of {', '.join(map(str, choices))}")
-        if value not in choices:
+        # a bool is not a number here, nor a number a bool (1 == True in Python)
+        if not (value in bools if isinstance(value, bool) else value in others):
             raise _fail(where, value, f"one of {', '.join(map(str, choices))}")
         return value
 
@@ -345,6 +348,95 @@ class SearchConfig:
     nsga2_population: int = _checked(8, _int(2, 10_000))
 
 
+# tracking URI schemes MLflow's own stores understand (no scheme: a local folder, a file store)
+MLFLOW_SCHEMES = ("file", "sqlite", "postgresql", "mysql", "mssql", "http", "https", "databricks")
+
+
+def _text(what: str, *, optional: bool = True, pattern: str = r"\S+") -> Check:
+    def check(value: Any, where: str) -> str | None:
+        if value is None and optional:
+            return None
+        if not isinstance(value, str) or not re.fullmatch(pattern, value):
+            raise _fail(where, value, what)
+        return value
+
+    return check
+
+
+def uri_scheme(uri: str) -> str:
+    """The URI's scheme without a driver (``postgresql+psycopg2``); '' for a local folder."""
+    try:
+        scheme = urlparse(uri).scheme
+    except ValueError:  # e.g. an unclosed [ in an IPv6 host
+        return "?"
+    return scheme.split("+")[0] if len(scheme) > 1 else ""  # "C:/data" is a folder
+
+
+def _mlflow_uri(value: Any, where: str) -> str | None:
+    """An MLflow tracking URI: a local folder (file store), ``file:``, a database, a server."""
+    allowed = ("an MLflow tracking URI: a local folder, file:///..., sqlite:///..., postgresql://..., "
+               "mysql://..., mssql://..., http(s)://host:port or databricks")
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip() or value != value.strip():
+        raise _fail(where, value, allowed)
+    if uri_scheme(value) and uri_scheme(value) not in MLFLOW_SCHEMES:
+        raise _fail(where, value, allowed)
+    if uri_scheme(value) and urlparse(value).password:  # never echoed: it would land in logs
+        raise ConfigError(f"{where}: the URI holds a password, which would be written into the run's "
+                          "experiment.json; give it through MLFLOW_TRACKING_PASSWORD or MLFLOW_TRACKING_TOKEN "
+                          "(a server) or the database client's own settings (e.g. PGPASSWORD)")
+    return value
+
+
+@dataclass(frozen=True, kw_only=True)
+class WandbConfig:
+    """Where W&B runs go: ``project`` (required), ``entity`` (team or user; None: the key's
+    default), ``mode`` (``online``, or ``offline``: runs only written locally, to ``wandb/`` in
+    the folder the sweep runs in or under ``$WANDB_DIR``, for ``wandb sync``), ``group`` (None:
+    the experiment's name)."""
+
+    project: str = _checked(None, _text("a W&B project name", optional=False, pattern=r"[^\s/\\#?%:]{1,128}"))
+    entity: str | None = _checked(None, _text("a W&B entity (team or user) name", pattern=r"[^\s/\\#?%:]{1,128}"))
+    mode: str = _checked("online", _one_of("online", "offline"))
+    group: str | None = _checked(None, _text("a W&B group name of at most 128 characters", pattern=r"\S.{0,127}"))
+
+
+def _wandb(value: Any, where: str) -> WandbConfig | None:
+    if value is None:
+        return None
+    if isinstance(value, WandbConfig):
+        return value
+    kwargs = _section(WandbConfig, value, where)
+    if kwargs.get("project") is None:
+        raise ConfigError(f"{where}.project: missing; give the W&B project the runs go to")
+    return WandbConfig(**kwargs)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrackingConfig:
+    """Experiment trackers fed by every trial (see the module docstring): ``mlflow`` (a
+    tracking URI, None: off; a folder is MLflow's file store), ``tensorboard`` (event files in
+    each trial's folder of Tune's experiment, ``<run>/tune/tune/<trial>/``; with False, Tune's
+    own default TensorBoardX logger still writes them there), ``wandb`` (a :class:`WandbConfig`
+    mapping, None: off)."""
+
+    mlflow: str | None = _checked(None, _mlflow_uri)
+    tensorboard: bool = _checked(False, _one_of(True, False))
+    wandb: WandbConfig | None = _checked(None, _wandb)
+
+    @property
+    def enabled(self) -> tuple[str, ...]:
+        """The trackers asked for, in the order mlflow, tensorboard, wandb."""
+        return tuple(k for k, on in (("mlflow", self.mlflow), ("tensorboard", self.tensorboard),
+                                     ("wandb", self.wandb)) if on)
+
+
+def tracking_from_dict(raw: Any, where: str = "tracking") -> TrackingConfig:
+    """A :class:`TrackingConfig` from a mapping (YAML, or a run's stored ``experiment.json``)."""
+    return TrackingConfig(**_section(TrackingConfig, {} if raw is None else raw, where))
+
+
 @dataclass(frozen=True)
 class ParamSpec:
     """One searchable hyperparameter: ``kind`` is fixed, uniform, loguniform, int or choice."""
@@ -390,6 +482,7 @@ class Experiment:
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     anomaly: AnomalyConfig = field(default_factory=AnomalyConfig)
     search: SearchConfig = field(default_factory=SearchConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
     space: Mapping[str, ParamSpec] = field(default_factory=dict)
     # a space given as a list of subspaces (each a grid of choices, e.g. one per variant with its
     # own weights); ``space`` is then their union, and the grid sampler runs every subspace's grid
@@ -551,6 +644,7 @@ def experiment_from_dict(raw: Any) -> Experiment:
         "evaluation": EvaluationConfig,
         "anomaly": AnomalyConfig,
         "search": SearchConfig,
+        "tracking": TrackingConfig,
     }
     top = {k: v for k, v in raw.items() if k not in sections and k != "space"}
     if "subspaces" in top:  # a field set from a list-valued space, never a key of its own

@@ -112,6 +112,7 @@ def run_sweep(exp: Experiment, *, out: str | Path, address: str = "local", force
               resume: bool = False, num_cpus: int | None = None) -> SweepResult:
     import ray
 
+    from disentune.search.tracking import check_trackers
     from disentune.search.tune import run_trials
 
     began = time.perf_counter()
@@ -119,6 +120,7 @@ def run_sweep(exp: Experiment, *, out: str | Path, address: str = "local", force
     if not exp.searched():
         raise ConfigError("space: every parameter is fixed, so there is nothing to search; give one a "
                           "range or a choice (to repeat one config, search its seed: {choice: [0, 1, 2]})")
+    check_trackers(exp.tracking)  # a tracker whose package is missing: one line, before Ray starts
     # the data is checked before anything at ``out`` is touched: bad input never costs a result
     data = open_dataset(exp.data)
     exp = checked_experiment(exp, data)

@@ -15,7 +15,8 @@ KEYS = ["name", "seed", "data", "train", "evaluation", "anomaly", "search", "spa
         "resolution", "train_size", "exclude", "epochs", "workers", "cpus_per_worker", "use_gpu",
         "launcher", "time_limit_s", "sampler", "num_samples", "max_concurrent_trials", "fid_samples",
         "mig_samples", "suite", "run_suite", "metric_params", "inception_weights", "inception_kind", "run", "detectors",
-        "path", "objectives", "replicates", "placement_timeout_s",
+        "path", "objectives", "replicates", "placement_timeout_s", "tracking", "mlflow", "tensorboard",
+        "wandb", "project", "mode", "scheduler", "min_images", "reduction_factor", "brackets",
         "benchmarks", "latent_spaces", "scan_spaces", "scan_statistic", "contamination", "knn_k",
         "uniform", "loguniform", "int", "choice", "shape", "pos_x", *SEARCHABLE, "bogus"]
 

@@ -45,6 +45,7 @@ from disentune.search.replicates import REPLICATE_KEY, TRIAL_KEY, CheckpointLedg
 from disentune.search.mo_asha import MOASHA
 from disentune.search.placement import describe_nodes, max_concurrent, trial_demand
 from disentune.search.study import fail_orphans
+from disentune.search.tracking import tracker_callbacks
 from disentune.storage import arrow_filesystem, join
 from disentune.train.launch import make_trainer
 from disentune.train.loop import TrialSpec, run_training
@@ -327,7 +328,8 @@ def run_trials(exp: Experiment, *, storage: str, extractor_path: Path | None, us
                 name="tune", storage_path=storage_path, storage_filesystem=arrow_fs, verbose=1,
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
                 failure_config=tune.FailureConfig(max_failures=retries),
-                callbacks=[watch, CheckpointLedger(), *([scheduler.checkpoint_callback()] if scheduler else [])],
+                callbacks=[watch, CheckpointLedger(), *([scheduler.checkpoint_callback()] if scheduler else []),
+                           *tracker_callbacks(exp.tracking, exp.name, fixed_params=fixed)],
                 stop=watch,
             ),
         )
