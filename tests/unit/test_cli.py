@@ -7,6 +7,7 @@ import sys
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from disentune.reports.storage import read_table, write_table
@@ -112,6 +113,25 @@ def test_bad_input_on_every_command_is_one_line_and_loses_nothing(run, tmp_path,
     huge = tmp_path / "huge.yaml"  # refused before Ray starts, whatever this machine's CPU count
     huge.write_text("name: x\ndata: {resolution: 32}\ntrain: {workers: 2, cpus_per_worker: 1000}\n"
                     "space: {lambda_tc: {uniform: [0, 4]}}\n")
+    spaces = {  # the search section's own refusals
+        "zero_replicates": "search: {replicates: 0}",
+        "unknown_objective": "search: {objectives: [{fid: min}, {nosuch: max}]}",
+        "four_objectives": "search: {objectives: [{fid: min}, {mig: max}, {sap: max}, {kid: min}]}",
+        "factor_objective": "data: {dataset: images, path: IMAGES, resolution: 32}\n"
+                            "search: {replicates: 2, objectives: [{mig: max}, {fid: min}]}",
+    }
+    images = tmp_path / "images"  # an image collection: no factors
+    images.mkdir()
+    from PIL import Image
+
+    for i in range(4):
+        Image.fromarray(np.full((20, 20, 3), 40 * i, dtype=np.uint8)).save(images / f"{i}.png")
+    from disentune.data.importer import import_dataset
+
+    import_dataset("images", str(images), 32)  # converted now: the refusal is the command's only line
+    for name, text in spaces.items():
+        (tmp_path / f"{name}.yaml").write_text(f"name: x\n{text.replace('IMAGES', str(images))}\n"
+                                               "space: {lambda_tc: {uniform: [0, 4]}}\n")
     damaged = tmp_path / "damaged"
     damaged.mkdir()
     (damaged / "trials.parquet").write_bytes((run / "trials.parquet").read_bytes()[:2000])
@@ -121,6 +141,14 @@ def test_bad_input_on_every_command_is_one_line_and_loses_nothing(run, tmp_path,
         (("sweep", excluded, "--out", run, "--force"), r"data\.exclude leaves no training images"),
         (("sweep", small, "--out", run, "--force"), r"data: 20 training images .* fewer than one batch of 64"),
         (("sweep", fixed, "--out", run, "--force"), r"space: every parameter is fixed, so there is nothing to search"),
+        (("sweep", tmp_path / "zero_replicates.yaml", "--out", run, "--force"),
+         r".*search\.replicates: 0 is not allowed; expected an integer in \[1, 100\]"),
+        (("sweep", tmp_path / "unknown_objective.yaml", "--out", run, "--force"),
+         r".*search\.objectives\[1\]: 'nosuch' is not an objective; choose a metric value \("),
+        (("sweep", tmp_path / "four_objectives.yaml", "--out", run, "--force"),
+         r".*search\.objectives: 4 objectives; give 2 or 3"),
+        (("sweep", tmp_path / "factor_objective.yaml", "--out", run, "--force"),
+         r"search\.objectives\[0\]: mig needs ground-truth factors, which images .* has none of"),
         (("sweep", huge, "--out", run, "--force"),
          r"train: a trial needs 2 workers x \(1000 CPU\); the cluster has \d+ CPU and \d+ GPU on 1 node"),
         (("sweep", ROOT / "search_spaces" / "quickstart.yaml", "--out", run, "--resume"),

@@ -20,6 +20,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pyarrow as pa  # noqa: E402
 
+from disentune.reports.plots import png_bytes  # noqa: E402
 from disentune.reports.anomaly_panel_data import (  # noqa: E402
     PanelData,
     activation_pixel_data,
@@ -45,15 +46,6 @@ _MARKERS = "osD^v<>pPX*h"
 def caption(key: str, objectives: Sequence[tuple[str, str]] = (("fid", "min"), ("mig", "max"))) -> str:
     return CAPTIONS[key].format(x=objectives[0][0], y=objectives[1][0])
 
-
-def _png(fig: plt.Figure) -> bytes:
-    import io
-
-    buffer = io.BytesIO()
-    fig.tight_layout()
-    fig.savefig(buffer, format="png")
-    plt.close(fig)
-    return buffer.getvalue()
 
 
 def _grid(n: int, cols: int, width: float, height: float) -> tuple[plt.Figure, list]:
@@ -100,7 +92,7 @@ def draw_subset_sizes(data: PanelData) -> bytes:
         ax.grid(alpha=0.3, axis="y")
         ax.legend(fontsize=6)
     fig.suptitle("Per-sample subset sizes: normal against anomalous", fontsize=9)
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def draw_activation_vs_pixel(data: PanelData) -> bytes:
@@ -123,7 +115,7 @@ def draw_activation_vs_pixel(data: PanelData) -> bytes:
     ax.title.set_fontsize(8)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=6, loc="lower right")
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def draw_node_overlap(data: PanelData) -> bytes:
@@ -149,7 +141,7 @@ def draw_node_overlap(data: PanelData) -> bytes:
     axes[0].set_ylabel("Jaccard(anomalous, normal)")
     axes[1].legend(fontsize=6)
     fig.suptitle("Overlap of the nodes highlighted for anomalous and for normal samples", fontsize=9)
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def draw_detector_objectives(data: PanelData) -> bytes:
@@ -170,7 +162,7 @@ def draw_detector_objectives(data: PanelData) -> bytes:
     axes[0].set_ylabel("AUROC (mean over benchmarks)")
     axes[1].legend(fontsize=6, loc="best")
     fig.suptitle("Anomaly detection per detector against the two objectives", fontsize=9)
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def draw_layers(data: PanelData) -> bytes:
@@ -198,7 +190,7 @@ def draw_layers(data: PanelData) -> bytes:
         axes[0].set_ylabel("subset-scanning AUROC")
         if len(trials) <= 12:
             axes[0].legend(fontsize=6)
-    return _png(fig)
+    return png_bytes(fig)
 
 
 DRAW = {"anomaly_subset_sizes": draw_subset_sizes, "anomaly_activation_vs_pixel": draw_activation_vs_pixel,

@@ -6,7 +6,6 @@ rebuilt at any time, e.g. after anomaly results are added.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import math
 from dataclasses import dataclass, field
@@ -15,7 +14,6 @@ from typing import Any, Sequence
 import numpy as np
 import pyarrow as pa
 
-from disentune.pareto import analyse
 from disentune.reports import schema
 from disentune.reports.anomaly_panels import CAPTIONS, anomaly_panels
 from disentune.reports.html import ModelSection, render_index

@@ -19,7 +19,7 @@ import numpy as np  # noqa: E402
 import pyarrow as pa  # noqa: E402
 
 
-def _png(fig: plt.Figure) -> bytes:
+def png_bytes(fig: plt.Figure) -> bytes:
     buffer = io.BytesIO()
     fig.tight_layout()
     fig.savefig(buffer, format="png")
@@ -124,7 +124,7 @@ def draw_pareto(data: ParetoPlotData) -> bytes:
     ax.grid(alpha=0.3)
     if ax.get_legend_handles_labels()[0]:  # a run whose every trial failed has nothing to label
         ax.legend(loc="best", fontsize=8)
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def _error_bars(ax, data: ParetoPlotData, where: np.ndarray, colour: str) -> None:
@@ -169,7 +169,7 @@ def draw_hypervolume(data: HypervolumeData) -> bytes:
     ax.set_title(f"Hypervolume so far (reference {reference})",
                  fontsize=9)
     ax.grid(alpha=0.3)
-    return _png(fig)
+    return png_bytes(fig)
 
 
 # -- objectives over the two weights ---------------------------------------------------------
@@ -218,7 +218,7 @@ def draw_heatmaps(data: HeatmapData) -> bytes:
         ax.set_xlabel("lambda_mi")
         ax.set_ylabel("lambda_tc")
         ax.set_title(f"{objective} over the weights ({'lower' if low_is_good else 'higher'} is better)")
-    return _png(fig)
+    return png_bytes(fig)
 
 
 # -- training curves -----------------------------------------------------------------------------
@@ -250,7 +250,7 @@ def draw_curves(data: CurvesData) -> bytes:
     ax.grid(alpha=0.3)
     if 0 < len(data.series) <= 12:
         ax.legend(fontsize=6)
-    return _png(fig)
+    return png_bytes(fig)
 
 
 # -- latent traversals ---------------------------------------------------------------------------
@@ -274,4 +274,4 @@ def draw_traversal(images: np.ndarray, values: np.ndarray, title: str,
             if i == d - 1:
                 ax.set_xlabel(f"{values[j]:+.1f}", fontsize=7)
     fig.suptitle(title, fontsize=9)
-    return _png(fig)
+    return png_bytes(fig)

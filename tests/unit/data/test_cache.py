@@ -52,7 +52,6 @@ def test_two_processes_importing_the_same_file_convert_it_once(cache, tmp_path):
     log = [json.loads(line) for line in (cache / "conversions.log").read_text().splitlines()]
     assert len(log) == 1, log  # one conversion ...
     assert results[0]["path"] == results[1]["path"] == str(list_cache()[0].path)
-    converter = next(r for r in results if r["pid"] == log[0]["pid"])
     waiter = next(r for r in results if r["pid"] != log[0]["pid"])
     assert waiter["seconds"] >= 0.9 * log[0]["seconds"]  # ... and the other waited for it
 
