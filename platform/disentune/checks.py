@@ -31,7 +31,7 @@ def _where(data: ImageData, exp: Experiment) -> str:
 def checked_experiment(exp: Experiment, data: ImageData) -> Experiment:
     """``exp`` as it will run on ``data`` (defaults fitted to data without factors), or a refusal."""
     from disentune.metrics.objectives import needs_factors, objective_source
-    from disentune.registry import METRICS
+    from disentune.registry import METRICS, benchmark_family
 
     for i, region in enumerate(exp.data.exclude):
         if not data.has_factors:
@@ -57,7 +57,7 @@ def checked_experiment(exp: Experiment, data: ImageData) -> Experiment:
         if METRICS.get(name).needs_factors:
             raise ConfigError(f"evaluation.suite[{i}]: {name} {why}")
     for i, name in enumerate(anomaly.benchmarks):
-        if name.startswith(("heldout_", "local_defects")):
+        if benchmark_family(name)[0].needs_factors:
             raise ConfigError(f"anomaly.benchmarks[{i}]: {name} {why}")
     quality = [m for m in (*(o.name for o in search.objectives), *evaluation.suite) if m in QUALITY]
     if quality and not evaluation.inception_weights:

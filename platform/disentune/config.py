@@ -226,25 +226,27 @@ class EvaluationConfig:
     gpus_per_task: float = _checked(0.25, _float(0.0, 8.0, open_low=True))
 
 
-DETECTOR_NAMES = ("mahalanobis", "knn", "subset_scan", "reconstruction", "neg_elbo", "discriminator")
+# the built-in detectors, by name (the registry holds them, with any plugin's)
+DEFAULT_DETECTORS = ("mahalanobis", "knn", "subset_scan", "reconstruction", "neg_elbo", "discriminator")
 
 
 def _detectors(value: Any, where: str) -> tuple[str, ...]:
-    if not isinstance(value, list) or not value or any(v not in DETECTOR_NAMES for v in value):
-        raise _fail(where, value, f"a non-empty list from {', '.join(DETECTOR_NAMES)}")
+    from disentune.registry import DETECTORS  # names only: the anomaly code stays unimported here
+
+    if not isinstance(value, list) or not value or any(v not in DETECTORS for v in value):
+        raise _fail(where, value, f"a non-empty list from {', '.join(DETECTORS.names())}")
     return tuple(dict.fromkeys(value))
 
 
 def _benchmarks(value: Any, where: str) -> tuple[str, ...]:
-    from disentune.anomaly.benchmarks import check_benchmark
-    from disentune.errors import UserError
+    from disentune.registry import benchmark_family
 
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise _fail(where, value, "a list of benchmark names (empty: every built-in benchmark)")
     for i, name in enumerate(value):
         try:
-            check_benchmark(name)
-        except UserError as err:
+            benchmark_family(name)
+        except ConfigError as err:
             raise ConfigError(f"{where}[{i}]: {err}") from None
     return tuple(value)
 
@@ -270,7 +272,7 @@ class AnomalyConfig:
     """
 
     run: str = _checked("never", _one_of("after_sweep", "never"))
-    detectors: tuple[str, ...] = _checked(DETECTOR_NAMES, _detectors)
+    detectors: tuple[str, ...] = _checked(DEFAULT_DETECTORS, _detectors)
     benchmarks: tuple[str, ...] = _checked((), _benchmarks)
     latent_spaces: tuple[str, ...] = _checked(("latent",), _spaces)
     scan_spaces: tuple[str, ...] = _checked(("pixel", "activation"), _spaces)

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 ENV = "DISENTUNE_PLUGINS"
-GROUPS = ("disentune.models", "disentune.metrics", "disentune.datasets")
+GROUPS = ("disentune.models", "disentune.metrics", "disentune.datasets", "disentune.detectors")
 
 
 @dataclass(frozen=True)
@@ -85,6 +85,13 @@ def _check(group: str, name: str, obj: Any) -> str | None:
             return f"has kind {obj.kind!r}; choose from {', '.join(kinds)}"
         if obj.name != name or not callable(obj.compute) or not obj.values:
             return f"is Metric {obj.name!r} (its name must be the entry point's, with a compute and values)"
+    elif group == "disentune.detectors":
+        from disentune.anomaly.catalog import DetectorSpec
+
+        if not isinstance(obj, DetectorSpec) or obj.name != name:
+            return f"is a {type(obj).__name__}, not a disentune.anomaly.catalog.DetectorSpec named {name!r}"
+        if (obj.make if obj.kind == "features" else obj.score) is None:
+            return f"is a {obj.kind} detector without its {'make' if obj.kind == 'features' else 'score'}"
     elif not callable(obj):
         return f"is a {type(obj).__name__}, not a callable(*, resolution, path=None) returning a dataset"
     return None
@@ -95,7 +102,7 @@ def register_plugins() -> list[str]:
     from disentune import registry
 
     tables = {"disentune.models": registry.MODELS, "disentune.metrics": registry.METRICS,
-              "disentune.datasets": registry.DATASETS}
+              "disentune.datasets": registry.DATASETS, "disentune.detectors": registry.DETECTORS}
     problems, seen = [], set()
     for entry in [*shipped_entries(), *installed_entries()]:
         key = (entry.group, entry.name, entry.value)
@@ -131,7 +138,7 @@ def listing() -> list[tuple[str, str, str]]:
     from disentune import registry
 
     rows = []
-    for table in (registry.MODELS, registry.METRICS, registry.DATASETS):
+    for table in (registry.MODELS, registry.METRICS, registry.DATASETS, registry.DETECTORS):
         rows += [(table.kind, name, table.origin(name)) for name in table.entries()]
     return rows
 

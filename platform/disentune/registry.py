@@ -54,6 +54,7 @@ _BUILTIN_MODULES = (
     "disentune.metrics.udr",
     "disentune.metrics.unsupervised",
     "disentune.metrics.irs",
+    "disentune.anomaly.catalog",
 )
 BUILTIN = "built-in"
 _loaded = False
@@ -129,3 +130,22 @@ class Registry(Generic[T]):
 MODELS: Registry = Registry("variant")
 METRICS: Registry = Registry("metric")
 DATASETS: Registry = Registry("dataset")
+DETECTORS: Registry = Registry("detector")
+BENCHMARKS: Registry = Registry("benchmark")  # benchmark families (local_defects@S names one)
+
+
+def benchmark_family(name: str) -> tuple[object, str]:
+    """``(family, argument)`` of a benchmark name (``local_defects@0.2``, ``file:URI``,
+    ``creative``); one ``ConfigError`` line naming the choices for a name that is none."""
+    base, sep, arg = name, "", ""
+    for mark in (":", "@"):
+        if mark in name:
+            base, _, arg = name.partition(mark)
+            sep = mark
+            break
+    if base in BENCHMARKS:
+        family = BENCHMARKS.get(base)
+        if family.separator == sep and family.accepts(arg):
+            return family, arg
+    choices = ", ".join(BENCHMARKS.get(n).describe or n for n in BENCHMARKS.names())
+    raise ConfigError(f"unknown benchmark {name!r}; choose from {choices}")

@@ -54,7 +54,6 @@ from disentune.storage import join
 
 METRICS_TABLE = "anomaly_metrics.parquet"
 SCORES_TABLE = "anomaly_scores.parquet"
-MODEL_SCORES = ("reconstruction", "neg_elbo", "discriminator")
 
 
 @dataclass(frozen=True)
@@ -98,26 +97,11 @@ def split_seed(trial_seed: int, benchmark: str) -> int:
 
 
 def applies(detector: str, variant: str) -> bool:
-    """Whether a detector can score a model of this variant: the negative ELBO needs a posterior
-    (not adversarial families), the discriminator score a discriminator (adversarial ones)."""
-    from disentune.registry import MODELS
+    """Whether a registered detector can score a model of this variant (anomaly/catalog.py: the
+    negative ELBO needs a posterior, the discriminator score a discriminator)."""
+    from disentune.registry import DETECTORS, MODELS
 
-    adversarial = MODELS.get(variant).adversarial
-    if detector == "neg_elbo":
-        return not adversarial
-    if detector == "discriminator":
-        return adversarial
-    return True
-
-
-def _make_detector(name: str, cfg: AnomalyConfig):
-    from disentune.anomaly.detectors import KNN, Mahalanobis, SubsetScan
-
-    if name == "mahalanobis":
-        return Mahalanobis()
-    if name == "knn":
-        return KNN(k=cfg.knn_k)
-    return SubsetScan(statistic=cfg.scan_statistic, alpha_max=cfg.alpha_max, tails=cfg.tails)
+    return bool(DETECTORS.get(detector).applies(MODELS.get(variant)))
 
 
 @dataclass(frozen=True)
@@ -179,17 +163,19 @@ def score_benchmark(model, data, regions: tuple[Region, ...], detector: str, ben
     With ``group_scans`` (the runner's tasks), ``subset_scan`` also runs the group scans of
     :mod:`disentune.anomaly.groups` in each space (``SpaceResult.groups``)."""
     from disentune.anomaly.benchmarks import Context, make_split
-    from disentune.anomaly.features import features, model_scores
+    from disentune.anomaly.features import features
     from disentune.anomaly.scoring import anomaly_metrics
     from disentune.metrics.model_io import code_ranges, decode_codes
+    from disentune.registry import DETECTORS
 
+    spec = DETECTORS.get(detector)
     ctx = Context(data, regions, lambda codes: decode_codes(model, codes, device), code_ranges(model),
                   num_fit=cfg.num_fit, num_test=cfg.num_test)
     split = make_split(benchmark, ctx, np.random.default_rng(seed))
-    if detector in MODEL_SCORES:
+    if spec.kind == "model":
         spaces = ["model"]
     else:
-        spaces = resolve_spaces(model, cfg.scan_spaces if detector == "subset_scan" else cfg.latent_spaces)
+        spaces = resolve_spaces(model, cfg.scan_spaces if spec.spaces == "scan" else cfg.latent_spaces)
     results = []
     for space in spaces:
         began = time.perf_counter()
@@ -197,19 +183,19 @@ def score_benchmark(model, data, regions: tuple[Region, ...], detector: str, ben
         groups: tuple[GroupResult, ...] = ()
         if space == "model":
             fit_seconds = 0.0
-            scores = model_scores(model)[detector](model, split.test, device)
+            scores = spec.score(model, split.test, device)
         else:
-            fitted = _make_detector(detector, cfg).fit(features(model, split.fit, space, device))
+            fitted = spec.make(cfg).fit(features(model, split.fit, space, device))
             fit_seconds = time.perf_counter() - began
             began = time.perf_counter()
             test = features(model, split.test, space, device)
-            if detector == "subset_scan":
+            if hasattr(fitted, "scan"):  # subset scanning: subsets and alphas too
                 scan = fitted.scan(test)
                 scores, subset_size, alpha = scan.score, scan.size, scan.alpha
             else:
                 scores = fitted.score(test)
         score_seconds = time.perf_counter() - began  # the per-sample detector's; each group scan times itself
-        if detector == "subset_scan" and group_scans:
+        if space != "model" and group_scans and hasattr(fitted, "scan"):
             groups = _group_scans(fitted, test, split.labels, scan.nodes, cfg, space_entropy(seed, space))
         results.append(SpaceResult(space, anomaly_metrics(split.labels, scores, contamination=cfg.contamination),
                                    split.labels, np.asarray(scores), subset_size, alpha, fit_seconds, score_seconds,
@@ -302,14 +288,13 @@ def plan(run_uri: str, detectors: Sequence[str] | None = None, benchmarks: Seque
 
 def check_request(detectors: Sequence[str] | None, benchmarks: Sequence[str] | None) -> None:
     """Refuse unknown detector or benchmark names (one line) before any work starts."""
-    from disentune.anomaly.benchmarks import check_benchmark
-    from disentune.config import DETECTOR_NAMES
+    from disentune.registry import DETECTORS, benchmark_family
 
     for name in detectors or ():
-        if name not in DETECTOR_NAMES:
-            raise UserError(f"--detectors: unknown detector {name!r}; choose from {', '.join(DETECTOR_NAMES)}")
+        if name not in DETECTORS:
+            raise UserError(f"--detectors: unknown detector {name!r}; choose from {', '.join(DETECTORS.names())}")
     for name in benchmarks or ():
-        check_benchmark(name)
+        benchmark_family(name)
 
 
 def detect_run(run_uri: str, *, detectors: Sequence[str] | None = None, benchmarks: Sequence[str] | None = None,

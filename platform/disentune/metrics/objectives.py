@@ -50,17 +50,15 @@ def objective_source(name: str, where: str = "objective") -> ObjectiveSource:
     from disentune.registry import METRICS
 
     if name.startswith(ANOMALY_PREFIX):
-        from disentune.anomaly.benchmarks import check_benchmark
-        from disentune.config import DETECTOR_NAMES
-        from disentune.errors import UserError
+        from disentune.registry import DETECTORS, benchmark_family
 
         detector, _, benchmark = name[len(ANOMALY_PREFIX):].partition(":")
-        if detector not in DETECTOR_NAMES or not benchmark:
+        if detector not in DETECTORS or not benchmark:
             raise ConfigError(f"{where}: {name!r} is not an anomaly objective; expected auroc:<detector>:<benchmark> "
-                              f"with a detector from {', '.join(DETECTOR_NAMES)}")
+                              f"with a detector from {', '.join(DETECTORS.names())}")
         try:
-            check_benchmark(benchmark)
-        except UserError as err:
+            benchmark_family(benchmark)
+        except ConfigError as err:
             raise ConfigError(f"{where}: {err}") from None
         return ObjectiveSource("anomaly", detector=detector, benchmark=benchmark)
     for metric_name in METRICS.names():
@@ -88,7 +86,9 @@ def needs_factors(source: ObjectiveSource) -> bool:
     from disentune.registry import METRICS
 
     if source.kind == "anomaly":
-        return source.benchmark.startswith(("heldout_", "local_defects"))
+        from disentune.registry import benchmark_family
+
+        return benchmark_family(source.benchmark)[0].needs_factors
     return METRICS.get(source.metric).needs_factors
 
 
