@@ -176,6 +176,7 @@ def run_training(spec: TrialSpec, session: Session) -> None:
         noise.manual_seed(_epoch_seed(p["seed"] + 1 + rank, epoch))
         sums: dict[str, float] = defaultdict(float)
         stopped = None
+        stepped = 0  # batches this epoch trained on (a trial stopped mid-epoch saw fewer images)
         for b in range(batches):
             if stopped and world == 1:
                 break
@@ -189,6 +190,7 @@ def run_training(spec: TrialSpec, session: Session) -> None:
                     raise
                 stopped = f"out of memory at {where}: {_allocation(err)}"
                 continue
+            stepped += 1
             if stopped:
                 continue  # keep in step with the other ranks' collectives until the epoch ends
             if not math.isfinite(terms["total"]):
@@ -201,7 +203,7 @@ def run_training(spec: TrialSpec, session: Session) -> None:
             if drill_exit and epoch == exp.train.drill_epoch and b == batches // 2 and _first_drill(spec):
                 os._exit(1)  # the crash drill: this worker process dies once, mid-epoch
         train_seconds += time.perf_counter() - began
-        images_seen += batches * batch
+        images_seen += stepped * batch
         if session.mean_over_workers({"stopped": float(stopped is not None)})["stopped"] > 0:
             session.report({
                 "epoch": epoch + 1, "images_seen": images_seen, **unset,
