@@ -1,6 +1,6 @@
 """Anomaly detection on learned representations: detectors (fit / score) and their metrics.
 
-Array-level cores, no Ray and no torch:
+Array-level cores, no Ray (numpy; the subset scan optionally in float64 torch, on a GPU when asked):
 
 - :mod:`~disentune.anomaly.pvalues`: empirical p-values of test activations against a clean
   background, per node (one- and two-tailed, ties as ranges).

@@ -25,8 +25,22 @@ nodes, which lowers F, so the best subset is exactly ``{j: p_j <= alpha}``. As F
 Rows with ranges (ties): ``alpha`` runs over the row's distinct range endpoints in ``(0, alpha_max)``
 plus ``alpha_max``, and for each of these the best node subset is exact (top-``k`` by expected
 count). Exact over that grid, not over every real ``alpha``: with fractional counts F can peak
-between endpoints. Ranges that straddle no grid point count 0 or 1 everywhere on the grid and
-are handled as point p-values (at ``pmax``); only the rest are sorted per ``alpha``.
+between endpoints. The result is bit for bit that of the row-by-row scan this replaced (kept as
+``tests/unit/anomaly/reference_scan.py``), found in three vectorised stages:
+
+1. the reference's best lower bound, fractional counts dropped: every level then counts
+   ``#{pmax <= alpha}`` ones, so it is the point scan of pmax (:func:`_scan_pmax_rows`);
+2. a fractional count ``w(alpha) = (alpha - pmin) / (pmax - pmin)`` can raise a positive F only
+   where ``w > alpha`` ("helpful", ``scan_statistics``). Rows with no such count, or whose ray bound
+   on every subset with fractional counts stays below stage 1 (:func:`_may_improve`), keep stage 1:
+   ReLU ties at 0 (upper-tail ranges ``[~1/2, 1]``) are never helpful;
+3. the other rows are scanned level by level (``ltss.scan_range_rows``) on levels shared by a block
+   of rows (:func:`shared_levels`: empirical p-values ``k / (n + 1)`` share one lattice), skipping
+   levels the statistic's bound rules out and sorting only the helpful counts.
+
+Every number takes ``O(J)`` (stage 1: ``O(J log J)``) vectorised work per row; stage 3 adds the
+sort of each unpruned level's helpful counts. The ``device`` of :func:`scan_samples` runs all of
+it in torch (float64) on a GPU, rows in blocks.
 
 Group scan (:func:`scan_group`): iterative ascent (McFowland et al. 2013, section 4), alternating
 the exact best node subset given the samples and the exact best sample subset given the nodes
@@ -39,14 +53,32 @@ is a local optimum: the best of the restarts.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from disentune.anomaly.ltss import best_along_axis, candidate_alphas, count_table
-from disentune.anomaly.scan_statistics import ScanStatistic, alpha_counts, get_statistic
+from disentune.anomaly.ltss import (
+    _SLACK,
+    best_along_axis,
+    candidate_alphas,
+    count_table,
+    scan_range_rows,
+)
+from disentune.anomaly.scan_statistics import (
+    BOUNDS,
+    NUMPY,
+    NumpyOps,
+    ScanBound,
+    ScanStatistic,
+    backend,
+    get_statistic,
+    near_helpful,
+    ops_for,
+)
 from disentune.errors import ConfigError
 
-_CHUNK_CELLS = 1 << 22
+_RAY_BLOCK = 32  # positions per block of the first pass of _may_improve's bound
+_TABLE = 1 << 22  # most buckets of a Levels table (32 MiB)
 
 
 @dataclass(frozen=True)
@@ -77,12 +109,14 @@ class GroupScan:
     restart_scores: tuple[float, ...]
 
 
-def _ranges(pmin: np.ndarray, pmax: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    lo = np.asarray(pmin, dtype=float)
-    hi = lo if pmax is None else np.asarray(pmax, dtype=float)
-    if lo.ndim != 2 or lo.shape != hi.shape or 0 in lo.shape:
-        raise ValueError(f"p-values must be non-empty (n, J) with pmin and pmax alike; got {lo.shape}, {hi.shape}")
-    if lo.size and not (lo.min() >= 0 and hi.max() <= 1 and (hi is lo or np.all(lo <= hi))):
+def _ranges(pmin: Any, pmax: Any, ops: NumpyOps = NUMPY) -> tuple[Any, Any]:
+    lo = ops.asarray(pmin)
+    hi = lo if pmax is None else ops.asarray(pmax)
+    if lo.ndim != 2 or tuple(lo.shape) != tuple(hi.shape) or 0 in tuple(lo.shape):
+        raise ValueError(
+            f"p-values must be non-empty (n, J) with pmin and pmax alike; got {tuple(lo.shape)}, {tuple(hi.shape)}"
+        )
+    if not (bool(lo.min() >= 0) and bool(hi.max() <= 1) and (hi is lo or bool((lo <= hi).all()))):
         raise ValueError("p-value ranges must satisfy 0 <= pmin <= pmax <= 1 (and contain no NaN)")
     return lo, hi
 
@@ -93,85 +127,186 @@ def _check_alpha_max(alpha_max: float) -> float:
     return float(alpha_max)
 
 
-def _scan_point_rows(p: np.ndarray, statistic: ScanStatistic, alpha_max: float):
-    """Closed-form per-sample scan of point p-values ``(m, J)``: see the module docstring."""
-    ordered = np.sort(p, axis=1)
-    # only the sorted prefix p_(k) <= alpha_max can score: trim to its longest length over the rows
-    ordered = ordered[:, : max(1, int(np.count_nonzero(ordered <= alpha_max, axis=1).max()))]
-    rank = np.arange(1, ordered.shape[1] + 1, dtype=float)
-    valid = (ordered > 0) & (ordered <= alpha_max)
-    scores = np.where(valid, statistic(rank, rank, np.where(valid, ordered, alpha_max)), 0.0)
-    best = np.argmax(scores, axis=1)
-    rows = np.arange(len(p))
-    score = scores[rows, best]
-    alpha = np.where(score > 0, ordered[rows, best], alpha_max)
-    nodes = (p <= alpha[:, None]) & (score > 0)[:, None]
-    return score, alpha, nodes
+def _scan_point_rows(p: Any, statistic: ScanStatistic, alpha_max: float, ops: NumpyOps = NUMPY):
+    """Closed-form per-sample scan of point p-values ``(m, J)``: see the module docstring.
 
-
-def _scan_range_row(lo: np.ndarray, hi: np.ndarray, statistic: ScanStatistic, alpha_max: float):
-    """Per-sample scan of one row of ranges ``(J,)``, exact over its endpoint grid.
-
-    Levels whose upper bound (every positive count raised to 1) cannot beat the best lower bound
-    (fractional counts dropped) are skipped; the rest are scored exactly, a few at a time, sorting
-    only the ranges that are fractional somewhere in that handful.
+    Returns ``score, alpha, nodes`` and the rows' sorted prefixes ``p_(k) <= alpha_max`` ``(m, K)``.
     """
-    alphas = candidate_alphas(lo, hi, alpha_max)
-    straddles = np.searchsorted(alphas, hi, side="left") > np.searchsorted(alphas, lo, side="right")
-    frac = (hi > lo) & straddles  # the only nodes with a fractional count somewhere on the grid
-    m = np.searchsorted(np.sort(hi[~frac]), alphas, side="right")  # others count 1[pmax <= alpha]
-    f_lo, f_hi = lo[frac], hi[frac]
-    full = np.searchsorted(np.sort(f_hi), alphas, side="right")  # ranges wholly <= alpha
-    positive = np.searchsorted(np.sort(f_lo), alphas, side="left")  # ranges with pmin < alpha
-    lower = statistic(m + full, m + full, alphas)
-    upper = statistic(m + positive, m + positive, alphas)
-    best_a = int(np.argmax(lower))
-    best, best_i = float(lower[best_a]), int(full[best_a])
-    todo = np.flatnonzero(upper > best)
-    for start in range(0, len(todo), 32):
-        idx = todo[start : start + 32]
-        a = alphas[idx]
-        below = int(np.count_nonzero(f_hi <= a[0]))  # count 1 at every level of this handful
-        active = (f_hi > a[0]) & (f_lo < a[-1])
-        weights = -np.sort(-alpha_counts(a[:, None], f_lo[active], f_hi[active]), axis=1)
-        gained = np.concatenate([np.zeros((len(a), 1)), np.cumsum(weights, axis=1)], axis=1)
-        base = (m[idx] + below)[:, None]
-        scores = statistic(base + gained, base + np.arange(gained.shape[1]), a[:, None])
-        flat = int(np.argmax(scores))
-        if scores.flat[flat] > best:
-            best = float(scores.flat[flat])
-            best_a, best_i = int(idx[flat // gained.shape[1]]), below + flat % gained.shape[1]
-    nodes = np.zeros(len(lo), dtype=bool)
-    if not best > 0:
-        return 0.0, alpha_max, nodes
-    alpha = alphas[best_a]
-    nodes[~frac] = hi[~frac] <= alpha
-    order = np.argsort(-alpha_counts(alpha, f_lo, f_hi), kind="stable")[:best_i]
-    nodes[np.flatnonzero(frac)[order]] = True
-    return best, float(alpha), nodes
+    ordered = ops.sort(p)
+    # only the sorted prefix p_(k) <= alpha_max can score: trim to its longest length over the rows
+    ordered = ordered[:, : max(1, int(ops.count_nonzero(ordered <= alpha_max, axis=1).max()))]
+    rank = ops.to_float(ops.arange(1, ordered.shape[1] + 1))
+    valid = (ordered > 0) & (ordered <= alpha_max)
+    scores = ops.where(valid, statistic(rank, rank, ops.where(valid, ordered, alpha_max)), 0.0)
+    best = ops.argmax(scores, axis=1)[:, None]
+    score = ops.take(scores, best)[:, 0]
+    alpha = ops.where(score > 0, ops.take(ordered, best)[:, 0], alpha_max)
+    nodes = (p <= alpha[:, None]) & (score > 0)[:, None]
+    return score, alpha, nodes, ordered
+
+
+def _scan_pmax_rows(lo: Any, hi: Any, statistic: ScanStatistic, alpha_max: float, ops: NumpyOps):
+    """The reference's best lower bound for rows of ranges ``(R, J)``: the fractional counts dropped.
+
+    Every grid level's count of ones is then ``#{pmax <= a}``, and F decreases in ``a`` at a fixed
+    count, so the best level is a pmax (the point scan of pmax) or, where pmax values of 0 count
+    below every level, the lowest level (the least positive endpoint, or ``alpha_max``), which wins
+    ties (the reference takes the first maximum). Returns ``score, alpha, nodes``, pmax's sorted
+    prefix ``(R, K)`` and the lowest level ``(R, 1)``.
+    """
+    score, alpha, _, ordered = _scan_point_rows(hi, statistic, alpha_max, ops)
+    lowest = ops.amin(ops.where(lo > 0, lo, ops.where(hi > 0, hi, 1.0)), axis=1)
+    lowest = ops.clip(lowest, 0.0, alpha_max)
+    ones = ops.count_nonzero(hi <= lowest[:, None], axis=1)
+    at_lowest = statistic(ones, ones, lowest)
+    first = at_lowest >= score
+    score = ops.where(first, at_lowest, score)
+    alpha = ops.where(score > 0, ops.where(first, lowest, alpha), alpha_max)
+    return score, alpha, (hi <= alpha[:, None]) & (score > 0)[:, None], ordered, lowest[:, None]
+
+
+def _may_improve(lo: Any, hi: Any, ordered: Any, lowest: Any, score: Any, alpha: Any, statistic: ScanStatistic,
+                 alpha_max: float, ops: NumpyOps) -> Any:
+    """Rows ``(R,)`` of ranges whose scan can differ from their best lower bound (:func:`_scan_pmax_rows`).
+
+    A row keeps it unless a fractional count helps (``w > a``, see ``scan_statistics``). With ``H``
+    such nodes, each count at most ``wbar(a) = a + e (a - t)`` (``e``, ``t``: the row's largest slope
+    excess and smallest onset), the sizes past the ``k`` ones score at most ``F(k + j wbar, k + j)``
+    along a ray, largest at ``j = 1`` or ``j = H`` (F is convex or quasi-convex on rays). Over the
+    levels with ``k`` ones, ``[p_(k), p_(k+1))``, take ``wbar`` at the right end and ``F``'s alpha at
+    the left. Rows whose bound stays below the score (less a slack) keep it, unless a count at the
+    best level may round to 1 (the reference sorts it among the ones, so it may pick other nodes).
+    """
+    # counts > a (1 - 1e-6) somewhere: w = a counts too, as its rounding can lift a score of 0
+    helpful, onset = near_helpful(lo, hi, alpha_max, ops)
+    a = alpha[:, None]
+    rounds = ((lo < a) & (a < hi) & (a - lo >= (hi - lo) * (1 - 1e-12))).any(axis=1)
+    rows = ops.nonzero(helpful.any(axis=1))[0]
+    if not rows.shape[0]:
+        return rounds
+    helpful, onset, lo, hi = helpful[rows], onset[rows], lo[rows], hi[rows]
+    many = ops.to_float(ops.count_nonzero(helpful, axis=1))[:, None]
+    excess = ops.amax(ops.where(helpful, 1.0 / ops.where(helpful, hi - lo, 1.0) - 1.0, 0.0), axis=1)[:, None]
+    start = ops.amin(ops.where(helpful, onset, 1.0), axis=1)[:, None]
+    best = score[rows][:, None]
+    left = ops.maximum(ops.concatenate([lowest[rows], ordered[rows]], axis=1), lowest[rows])  # (R', K + 1)
+    right = ops.concatenate([ordered[rows], ops.full((rows.shape[0], 1), alpha_max)], axis=1)
+    right = ops.clip(right, 0.0, alpha_max)
+
+    def reaches(ones: Any, level: Any, top: Any, at: Any) -> Any:  # k ones, alpha >= level, counts <= wbar(top)
+        bonus, onset0, count, target = excess[at], start[at], many[at], best[at]
+        wbar = ops.clip(top + bonus * ops.clip(top - onset0, 0.0, None), 0.0, 1.0)
+        ray = ops.maximum(statistic(ones + wbar, ones + 1.0, level),
+                          statistic(ones + count * wbar, ones + count, level))
+        return (ray + _SLACK * (abs(target) + ones + count + 1.0) >= target) & (level <= alpha_max)
+
+    # blocks of _RAY_BLOCK positions first (F grows with the ones and falls with alpha), then the
+    # positions of the blocks that are not ruled out
+    width = left.shape[1]
+    first = ops.arange(width)[::_RAY_BLOCK]
+    last = ops.clip(first + _RAY_BLOCK - 1, 0, width - 1)
+    every = ops.arange(rows.shape[0])
+    row, block = ops.nonzero(reaches(ops.to_float(last)[None, :], ops.clip(left[:, first], 0.0, alpha_max),
+                                     right[:, last], every))
+    position = ops.clip(first[block][:, None] + ops.arange(_RAY_BLOCK)[None, :], 0, width - 1)
+    fine = reaches(ops.to_float(position), ops.clip(left[row[:, None], position], 0.0, alpha_max),
+                   right[row[:, None], position], row)
+    lifted = ops.zeros((rows.shape[0],), "bool")
+    lifted[row[fine.any(axis=1)]] = True
+    rounds[rows] = rounds[rows] | lifted
+    return rounds
+
+
+class Levels(NamedTuple):
+    """The levels of a block of rows: ``values (W,)`` ascending (the last is ``alpha_max``), and,
+    when no two are too close, a bucket table: bucket ``floor(x * scale)`` (distinct levels lie >= 3
+    buckets apart), ``first[b]`` the column of the first level in a bucket ``>= b``."""
+
+    values: Any
+    scale: float
+    first: Any | None
+
+    def locate(self, x: Any, ops: NumpyOps) -> Any:
+        """A level's own column; for any ``x``, a column no later than the first level ``>= x``
+        (``W`` above ``alpha_max``). Exact for levels: they are bucketed by the same product."""
+        if self.first is None:
+            return ops.searchsorted(self.values, x, side="left")
+        top = float(self.values[-1])
+        bucket = ops.to_int(ops.clip(x, 0.0, top) * self.scale)
+        return ops.where(x > top, self.values.shape[0], self.first[bucket])
+
+
+def shared_levels(lo: Any, hi: Any, alpha_max: float, ops: NumpyOps = NUMPY) -> Levels | None:
+    """The distinct endpoints ``<= alpha_max`` of rows ``(R, J)``, with ``alpha_max``, as columns the
+    rows share, when there are at most ``2 J + 1`` (always for one row; for many rows of empirical
+    p-values ``k / (n + 1)`` when ``n <= 2 J``); None otherwise. A bucket table finds values among
+    them unless two are so close that it would exceed ``_TABLE`` entries (then: binary search)."""
+    ends = ops.concatenate([lo[lo <= alpha_max], hi[(hi <= alpha_max) & (hi > lo)], ops.full((1,), alpha_max)])
+    values = ops.unique(ends)
+    width = int(values.shape[0])
+    if width > 2 * lo.shape[1] + 1:
+        return None
+    gap = float((values[1:] - values[:-1]).min()) if width > 1 else 1.0
+    scale = 4.0 / gap
+    if alpha_max * scale > _TABLE:
+        return Levels(values, 0.0, None)
+    first = ops.searchsorted(ops.to_int(values * scale), ops.arange(int(alpha_max * scale) + 2), side="left")
+    return Levels(values, scale, first)
+
+
+def _scan_range_block(lo: Any, hi: Any, statistic: ScanStatistic, bound: ScanBound, alpha_max: float,
+                      ops: NumpyOps) -> tuple[Any, Any, Any]:
+    """The exact scan of rows of ranges on their shared levels; halved while they have too many."""
+    levels = shared_levels(lo, hi, alpha_max, ops)
+    if levels is not None:
+        return scan_range_rows(lo, hi, statistic, bound, alpha_max, levels, ops)
+    half = lo.shape[0] // 2  # arbitrary ranges, not empirical p-values: one row always fits
+    parts = [_scan_range_block(lo[rows], hi[rows], statistic, bound, alpha_max, ops)
+             for rows in (slice(0, half), slice(half, None))]
+    return tuple(ops.concatenate([a, b]) for a, b in zip(*parts))
+
+
+def _blocks(rows: Any, size: int):
+    """Consecutive pieces of ``size`` of an index array ``rows``."""
+    for start in range(0, len(rows), size):
+        yield rows[start : start + size]
 
 
 def scan_samples(
-    pmin: np.ndarray,
-    pmax: np.ndarray | None = None,
+    pmin: Any,
+    pmax: Any = None,
     *,
     statistic: str = "berk_jones",
     alpha_max: float = 0.5,
+    device: Any = None,
 ) -> SampleScan:
-    """Score each sample (row of ``(n, J)`` p-value ranges) by its most anomalous node subset."""
-    lo, hi = _ranges(pmin, pmax)
-    stat, alpha_max = get_statistic(statistic), _check_alpha_max(alpha_max)
+    """Score each sample (row of ``(n, J)`` p-value ranges) by its most anomalous node subset.
+
+    ``pmin``, ``pmax`` are numpy arrays or torch tensors. ``device`` None scans with numpy (or, for
+    tensors, with torch where they live); "cpu", "cuda", ... (or "auto") scans with torch there, in
+    float64. The result holds numpy arrays either way.
+    """
+    ops = backend(device) if device is not None else ops_for(pmin, pmax)
+    lo, hi = _ranges(pmin, pmax, ops)
+    stat, bound, alpha_max = get_statistic(statistic), BOUNDS[statistic], _check_alpha_max(alpha_max)
     n, num = lo.shape
-    score, alpha = np.zeros(n), np.full(n, alpha_max)
-    nodes = np.zeros((n, num), dtype=bool)
-    point = np.ones(n, dtype=bool) if hi is lo else np.all(lo == hi, axis=1)
-    rows, chunk = np.flatnonzero(point), max(1, _CHUNK_CELLS // max(num, 1))
-    for start in range(0, len(rows), chunk):
-        block = rows[start : start + chunk]
-        score[block], alpha[block], nodes[block] = _scan_point_rows(lo[block], stat, alpha_max)
-    for i in np.flatnonzero(~point):
-        score[i], alpha[i], nodes[i] = _scan_range_row(lo[i], hi[i], stat, alpha_max)
-    return SampleScan(score, alpha, nodes.sum(axis=1), nodes)
+    score, alpha = ops.zeros((n,)), ops.full((n,), alpha_max)
+    nodes = ops.zeros((n, num), "bool")
+    point = (lo == hi).all(axis=1)
+    chunk = max(1, ops.cells // max(num, 1))  # rows per block
+    for block in _blocks(ops.nonzero(point)[0], chunk):
+        score[block], alpha[block], nodes[block], _ = _scan_point_rows(lo[block], stat, alpha_max, ops)
+    hard = []  # ranged rows: the point scan of pmax, unless a fractional count may beat it
+    for block in _blocks(ops.nonzero(~point)[0], chunk):
+        block_lo, block_hi = lo[block], hi[block]
+        got = _scan_pmax_rows(block_lo, block_hi, stat, alpha_max, ops)
+        score[block], alpha[block], nodes[block] = got[:3]
+        hard.append(block[_may_improve(block_lo, block_hi, *got[3:], got[0], got[1], stat, alpha_max, ops)])
+    for block in _blocks(ops.concatenate(hard) if hard else [], max(1, ops.cells // (2 * num + 1))):
+        score[block], alpha[block], nodes[block] = _scan_range_block(lo[block], hi[block], stat, bound,
+                                                                     alpha_max, ops)
+    nodes = ops.numpy(nodes)
+    return SampleScan(ops.numpy(score), ops.numpy(alpha), nodes.sum(axis=1), nodes)
 
 
 def subset_score(

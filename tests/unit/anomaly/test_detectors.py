@@ -97,3 +97,27 @@ def test_errors_are_clear():
         KNN().fit(np.zeros((3, 2)))
     with pytest.raises(ValueError, match="NaN"):
         Mahalanobis().fit(np.full((3, 2), np.nan))
+
+
+def test_subset_scan_on_torch_gives_the_numpy_scan():
+    import torch
+
+    rng = np.random.default_rng(4)
+    normal = np.maximum(rng.normal(size=(300, 40)), 0.0)  # ReLU-like: ties at 0
+    test = np.maximum(rng.normal(size=(60, 40)) + 0.3 * (np.arange(60) < 20)[:, None], 0.0)
+    for statistic in ("berk_jones", "higher_criticism"):
+        expected = SubsetScan(statistic=statistic, tails=2).fit(normal).scan(test)
+        det = SubsetScan(statistic=statistic, tails=2, device="cpu").fit(normal)
+        assert isinstance(det.background_.sorted_by_node, torch.Tensor)
+        got = det.scan(test)
+        np.testing.assert_allclose(got.score, expected.score, rtol=1e-12, atol=1e-12)
+        np.testing.assert_array_equal(got.nodes, expected.nodes)
+        np.testing.assert_array_equal(got.alpha, expected.alpha)
+    # "auto" is CUDA where torch sees a GPU, numpy otherwise; a missing or unknown device is refused
+    auto = SubsetScan(device="auto").fit(normal)
+    assert isinstance(auto.background_.sorted_by_node, np.ndarray) != torch.cuda.is_available()
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="CUDA"):
+            SubsetScan(device="cuda")
+    with pytest.raises(ConfigError, match="device"):
+        SubsetScan(device="gpu please")

@@ -81,3 +81,41 @@ def test_bad_arguments():
         empirical_pvalues(np.zeros((3, 5)), x)
     with pytest.raises(ValueError, match="NaN"):
         empirical_pvalues(np.full((1, 2), np.nan), x)
+
+
+@pytest.mark.parametrize("kind", ["relu", "binary", "continuous"])
+def test_counts_are_the_row_by_row_reference_counts(kind):
+    # the sorted-query search (and, on a torch background, the batched one) against today's loop
+    from . import reference_scan
+
+    rng = np.random.default_rng(3)
+    background, test = rng.normal(size=(300, 64)), rng.normal(size=(120, 64))
+    if kind == "relu":
+        background, test = np.maximum(background, 0.0), np.maximum(test, 0.0)
+    elif kind == "binary":
+        background, test = (background > 1.0).astype(float), (test > 0.5).astype(float)
+    test[:5] = background[:5]  # every test value of these rows ties the background
+    expected = reference_scan.tail_counts(test, Background.from_activations(background))
+    for device in (None, "cpu"):
+        less, less_equal = tail_counts(test, Background.from_activations(background, device=device))
+        np.testing.assert_array_equal(np.asarray(less), expected[0])
+        np.testing.assert_array_equal(np.asarray(less_equal), expected[1])
+        assert (less is less_equal) == (kind == "continuous" and expected[0] is expected[1])
+    for tails, convention in ((1, "point"), (2, "fgss")):
+        want = reference_scan.empirical_pvalues(test, Background.from_activations(background), tails=tails,
+                                                convention=convention)
+        for device in (None, "cpu"):
+            got = empirical_pvalues(test, Background.from_activations(background, device=device), tails=tails,
+                                    convention=convention)
+            np.testing.assert_array_equal(np.asarray(got.pmin), want[0])
+            np.testing.assert_array_equal(np.asarray(got.pmax), want[1])
+
+
+def test_a_torch_background_checks_its_input_too():
+    with pytest.raises(ValueError, match="NaN"):
+        Background.from_activations(np.full((3, 2), np.nan), device="cpu")
+    background = Background.from_activations(np.zeros((3, 2)), device="cpu")
+    with pytest.raises(ValueError, match=r"\(m, 2\)"):
+        empirical_pvalues(np.zeros((3, 5)), background)
+    with pytest.raises(ConfigError, match="device"):
+        Background.from_activations(np.zeros((3, 2)), device="tpu:7")
