@@ -1,9 +1,9 @@
 """Training throughput of every variant, and the training loop's overhead against bare PyTorch.
 
-    python bench/variant_throughput.py [--steps 20] [--threads 2] [--ray]
+    python bench/variant_throughput.py [--steps 20] [--threads 2] [--ray] [--dataset shapes3d_procedural]
 
-Table 1: images/second of one training step (batch 64, real dSprites) per variant at 32 and 64
-pixels. Table 2: the same model and batch (beta_tcvae, 32 px) trained for the same images by
+Table 1: images/second of one training step (batch 64, real dSprites, or ``--dataset``'s images:
+the colour dataset gives RGB) per variant at 32 and 64 pixels. Table 2: the same model and batch (beta_tcvae, 32 px) trained for the same images by
 (a) a bare PyTorch loop, (b) the platform's loop in process (the in-trial path) and, with --ray,
 (c) the platform's loop in a Ray Train worker; ratios are images/second against (a).
 """
@@ -22,15 +22,15 @@ from disentune.config import experiment_from_dict
 from disentune.data.dsprites import DSprites
 from disentune.metrics.factor_net import ensure_factor_net
 from disentune.models.base import Hyper
-from disentune.registry import MODELS
+from disentune.registry import DATASETS, MODELS
 from disentune.train.loop import TrialSpec, run_training
 from disentune.train.session import LocalSession
 
 BATCH = 64
 
 
-def step_rate(variant: str, resolution: int, steps: int) -> float:
-    data = DSprites(resolution=resolution)
+def step_rate(variant: str, resolution: int, steps: int, dataset: str = "dsprites") -> float:
+    data = DATASETS.get(dataset)(resolution=resolution)
     x = torch.from_numpy(data.images_at(np.random.default_rng(0).integers(0, data.num_images, BATCH)))
     hyper = Hyper(latent_dim=6, lambda_mi=0.5, lambda_tc=2.0, lr=1e-3, dataset_size=50_000)
     torch.manual_seed(0)
@@ -94,13 +94,18 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--images", type=int, default=6400)
     parser.add_argument("--ray", action="store_true")
+    parser.add_argument("--dataset", default="dsprites", help="a procedural dataset (shapes3d_procedural: RGB)")
+    parser.add_argument("--no-loop", action="store_true", help="only the per-variant table")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {args.threads} threads, batch {BATCH}, {time.strftime('%Y-%m-%d')}")
+    print(f"torch {torch.__version__}, {args.threads} threads, batch {BATCH}, {args.dataset}, "
+          f"{time.strftime('%Y-%m-%d')}")
     print(f"\n{'variant':<15} {'img/s @32':>10} {'img/s @64':>10}")
     for variant in MODELS.names():
-        rates = [step_rate(variant, r, args.steps) for r in (32, 64)]
+        rates = [step_rate(variant, r, args.steps, args.dataset) for r in (32, 64)]
         print(f"{variant:<15} {rates[0]:>10.0f} {rates[1]:>10.0f}")
+    if args.no_loop:
+        return
     print(f"\n{'loop (beta_tcvae, 32 px)':<34} {'ratio to bare':>14}")
     for name, value in loop_overhead(args.images, args.ray):
         print(f"{name:<34} {value:>14.3f}")
