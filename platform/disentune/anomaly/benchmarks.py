@@ -6,7 +6,8 @@ resolution. The protocol of each is stated in :attr:`Split.protocol` and stored 
 
 - ``heldout_shape`` / ``heldout_combination``: the run's ``data.exclude`` regions, which training
   never saw, are the anomalies; normals come from the rest of the grid. ``heldout_shape`` uses the
-  regions that name only ``shape`` (one-class style: a whole shape is new); ``heldout_combination``
+  regions that name one factor, by the dataset's own factor names (one-class style: a whole shape
+  of dSprites or Shapes3D, a SmallNORB category, a Cars3D object is new); ``heldout_combination``
   the regions that name several factors (every factor value was seen on its own, the combination
   never). The benchmark is therefore part of the experiment config, not an afterthought.
 - ``local_defects@S``: normal test images against other normal images with a small corruption of
@@ -71,8 +72,9 @@ def _draw(pool: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
 
 def _heldout(ctx: Context, rng: np.random.Generator, *, combination: bool) -> Split:
     name = "heldout_combination" if combination else "heldout_shape"
-    regions = [r for r in ctx.regions if (len(r.bounds) > 1) == combination
-               and (combination or set(r.bounds) == {"shape"})]
+    # heldout_shape: regions naming one factor (dSprites' or Shapes3D's shape, SmallNORB's
+    # category, Cars3D's object, ...); heldout_combination: regions naming several
+    regions = [r for r in ctx.regions if (len(r.bounds) > 1) == combination]
     if not regions:
         example = "[{shape: [heart], pos_x: [0.5, 1.0]}]" if combination else "[{shape: [heart]}]"
         raise UserError(f"{name}: the run's data.exclude has no matching region; train with "
@@ -246,7 +248,7 @@ def _user(ctx: Context, rng: np.random.Generator, uri: str) -> Split:
 def benchmark_names(regions: Sequence[Region] = ()) -> tuple[str, ...]:
     """The built-in benchmarks (``heldout_*`` only where the run excluded a matching region)."""
     names = []
-    if any(set(r.bounds) == {"shape"} for r in regions):
+    if any(len(r.bounds) == 1 for r in regions):
         names.append("heldout_shape")
     if any(len(r.bounds) > 1 for r in regions):
         names.append("heldout_combination")

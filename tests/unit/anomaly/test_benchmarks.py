@@ -27,11 +27,48 @@ def _ctx(data, regions=(), **kw):
     return Context(data, tuple(regions), num_fit=kw.pop("num_fit", 200), num_test=kw.pop("num_test", 100), **kw)
 
 
+_GRID_HASHES: dict[int, tuple[object, np.ndarray, np.ndarray]] = {}
+
+
+def _hashes(x: np.ndarray) -> np.ndarray:
+    weights = np.random.default_rng(0).integers(1, 2**31, size=x[0].size)
+    return np.rint(x.reshape(len(x), -1) * 255).astype(np.int64) @ weights
+
+
+def _matches(data, images):
+    """For each image, the flat grid indices that render exactly it (empty where none). A grid can
+    render one image at several points (dSprites at 32 px: neighbouring positions of a small
+    sprite, the symmetric orientations of a square), so an image names a set of points."""
+    if id(data) not in _GRID_HASHES:  # the session's datasets live as long as the tests
+        grid = np.concatenate([_hashes(data.images_at(np.arange(i, min(i + 65536, data.num_images))))
+                               for i in range(0, data.num_images, 65536)])
+        order = np.argsort(grid, kind="stable")
+        _GRID_HASHES[id(data)] = (data, order, grid[order])
+    _, order, sorted_grid = _GRID_HASHES[id(data)]
+    wanted = _hashes(images)
+    lo, hi = np.searchsorted(sorted_grid, wanted, "left"), np.searchsorted(sorted_grid, wanted, "right")
+    found = []
+    for image, a, b in zip(images, lo, hi):
+        candidates = order[a:b]
+        if len(candidates):
+            same = np.abs(data.images_at(candidates) - image).reshape(len(candidates), -1).max(axis=1) < 0.5 / 255
+            candidates = candidates[same]
+        found.append(candidates)
+    return found
+
+
 def _index_of(data, images):
-    """Flat grid index of each image (exact match against the rendered grid)."""
-    flat = data.images_at(np.arange(data.num_images)).reshape(data.num_images, -1)
-    lookup = {row.tobytes(): i for i, row in enumerate(flat.astype(np.uint8))}
-    return np.array([lookup.get(im.reshape(-1).astype(np.uint8).tobytes(), -1) for im in images])
+    """One grid index of each image that renders exactly it (-1 where none)."""
+    return np.array([m[0] if len(m) else -1 for m in _matches(data, images)])
+
+
+def _in_region(data, regions, images):
+    """Per image: whether some grid point rendering it lies in ``regions`` (``any``) and whether
+    every one does (``all``); an image with no grid point is in neither."""
+    mask = excluded_mask(data, regions)
+    matches = _matches(data, images)
+    return (np.array([bool(mask[m].any()) for m in matches]),
+            np.array([len(m) > 0 and bool(mask[m].all()) for m in matches]))
 
 
 def test_heldout_shape_anomalies_are_exactly_the_held_out_shape(dsprites32):
@@ -51,10 +88,12 @@ def test_heldout_shape_anomalies_are_exactly_the_held_out_shape(dsprites32):
 
 def test_heldout_combination_uses_only_multi_factor_regions(dsprites32):
     split = make_split("heldout_combination", _ctx(dsprites32, [HEART, CORNER]), np.random.default_rng(0))
-    idx = _index_of(dsprites32, split.test)
-    inside = excluded_mask(dsprites32, [CORNER])[idx]
-    np.testing.assert_array_equal(inside, split.labels == 1)
-    assert not excluded_mask(dsprites32, [HEART, CORNER])[idx[split.labels == 0]].any()
+    anomalous = split.labels == 1
+    some, every = _in_region(dsprites32, [CORNER], split.test)
+    assert some[anomalous].all()  # each anomaly can come from the corner
+    assert not every[~anomalous].any()  # no normal can only come from it
+    heart_any, _ = _in_region(dsprites32, [HEART], split.test[~anomalous])
+    assert not heart_any.any()
 
 
 def test_heldout_without_a_matching_region_is_a_clear_error(dsprites32):
@@ -137,3 +176,20 @@ def test_benchmark_names_are_checked():
     for bad in ("local_defects@2", "digits_oneclass@12", "nonsense", "file:"):
         with pytest.raises(UserError, match="unknown benchmark"):
             check_benchmark(bad)
+
+
+def test_heldout_shape_takes_any_single_factor_region_of_other_datasets(disentune_cache):
+    from disentune.data.shapes3d_procedural import Shapes3DProcedural
+
+    data = Shapes3DProcedural(resolution=16)
+    data.render()
+    cold_floor = Region({"floor_hue": (0.0, 0.15)})  # Shapes3D's floor hues 0.0 and 0.1
+    assert benchmark_names([cold_floor])[:1] == ("heldout_shape",)
+    split = make_split("heldout_shape", _ctx(data, [cold_floor], num_fit=100, num_test=60),
+                       np.random.default_rng(0))
+    assert split.n_anomalous == 60 and split.n_normal == 60
+    some, every = _in_region(data, [cold_floor], split.test)
+    assert (_index_of(data, split.test) >= 0).all()
+    np.testing.assert_array_equal(some, split.labels == 1)
+    np.testing.assert_array_equal(every, split.labels == 1)
+    assert not _in_region(data, [cold_floor], split.fit)[0].any()
