@@ -49,11 +49,27 @@ def report_trials() -> pa.Table:
     return pa.Table.from_pylist(rows, schema=synthetic_trials(1).schema)
 
 
+def _anomaly_tables(run: Path) -> None:
+    """The anomaly tables of the panels' unit tests, so every panel is drawn."""
+    from disentune.anomaly.groups import GROUPS_TABLE
+    from disentune.anomaly.runner import METRICS_TABLE, SCORES_TABLE
+    from disentune.reports import schema
+    from disentune.reports.anomaly_schema import ANOMALY_GROUPS
+    from disentune.reports.storage import append_table
+
+    from ..unit.reports.test_anomaly_panels import GROUPS, METRICS, _scores
+
+    append_table(pa.Table.from_pylist(METRICS, schema=schema.ANOMALY_METRICS), str(run / METRICS_TABLE))
+    append_table(pa.Table.from_pylist(_scores(), schema=schema.ANOMALY_SCORES), str(run / SCORES_TABLE))
+    append_table(pa.Table.from_pylist(GROUPS, schema=ANOMALY_GROUPS), str(run / GROUPS_TABLE))
+
+
 @pytest.fixture(scope="module")
 def served_report(tmp_path_factory, report_trials):
     run = tmp_path_factory.mktemp("report") / "synthetic"
     write_table(report_trials, str(run / "trials.parquet"))
     write_table(synthetic_curves(report_trials), str(run / "curves.parquet"))
+    _anomaly_tables(run)
     build_report(str(run))
     server = make_server(str(run), 0)
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -78,8 +94,10 @@ def test_report_loads_sorts_filters_and_keeps_hostile_names_as_text(browser, ser
     errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
     assert errors == []
     assert browser.title == "disentune: synthetic"
+    from disentune.reports.anomaly_panels import CAPTIONS
+
     images = browser.find_elements(By.TAG_NAME, "img")
-    assert len(images) == 4
+    assert len(images) == 4 + len(CAPTIONS)  # the sweep's figures and the anomaly panels
     assert all(browser.execute_script("return arguments[0].naturalWidth", img) > 100 for img in images)
 
     # hostile strings from the data stay text: nothing ran, and the cell shows the literal string
@@ -195,3 +213,19 @@ def test_pareto_points_show_their_trial_link_to_their_sections_and_nothing_is_fe
     assert served_report in requests  # the log does see requests
     assert all(u == served_report or u.startswith("data:") for u in requests), requests
     assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []
+
+
+def test_the_subset_scanning_panels_are_shown(browser, served_report):
+    """The creativity study's findings: every panel's figure is drawn in the page."""
+    from disentune.reports.anomaly_panels import CAPTIONS
+
+    browser.get(served_report)
+    shown = {}
+    for figure in browser.find_elements("css selector", "figure"):
+        captions, images = (figure.find_elements("css selector", tag) for tag in ("figcaption", "img"))
+        if captions and images:  # the interactive Pareto plot is an inline SVG
+            shown[captions[0].text] = browser.execute_script(
+                "return arguments[0].complete && arguments[0].naturalWidth", images[0])
+    for key, caption in CAPTIONS.items():
+        text = caption.format(x="fid", y="mig")
+        assert shown.get(text, 0) > 100, (key, sorted(shown))
