@@ -165,3 +165,22 @@ def test_bad_input_on_every_command_is_one_line_and_loses_nothing(run, tmp_path,
     after = {p: p.read_bytes() for p in [*run.rglob("*"), *damaged.rglob("*")] if p.is_file()}
     assert after == before
     assert read_table(str(run / "trials.parquet")).num_rows == 30
+
+
+def test_a_truncated_dataset_file_is_one_line_and_leaves_no_run_and_no_cache_entry(tmp_path, monkeypatch):
+    """As a user meets it: a sweep over a published file cut short by a failed copy."""
+    from .data.published import leftovers, write_shapes3d
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("DISENTUNE_CACHE", str(cache))
+    cut = tmp_path / "3dshapes.h5"
+    write_shapes3d(cut, np.random.default_rng(0))
+    cut.write_bytes(cut.read_bytes()[: int(cut.stat().st_size * 0.3)])
+    space = tmp_path / "space.yaml"
+    space.write_text(f"name: cut\ndata: {{dataset: shapes3d, path: '{cut}', resolution: 16}}\n"
+                     "search: {num_samples: 1}\nspace: {lambda_tc: {uniform: [0.0, 4.0]}}\n")
+    out = tmp_path / "run"
+    proc = cli("sweep", space, "--out", out)
+    one_line_error(proc, re.escape(str(cut)) + r": .*truncated or corrupt")
+    assert not out.exists()
+    assert leftovers(cache / "imported") == []
