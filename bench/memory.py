@@ -4,9 +4,8 @@
                            [--eval-points 10000,100000] [--no-ray-eval] [--no-sweep]
                            [--no-data | --data-only] [--data-dir DIR] [--shapes3d-hues 10]
 
-The full run (the defaults) takes about 4 minutes on a quiet 2-core machine once the 64 px
-dataset-factor network is cached; the first run on a machine trains it first (outside every
-measurement; minutes).
+The defaults take about 4 minutes on a quiet 2-core machine once the 64 px dataset-factor
+network is cached (the first run trains it, outside every measurement).
 
 Every measurement runs in a fresh child process (``python bench/memory.py --child ...``) that
 this script watches through ``/proc``: every 0.2 s it walks the child's process tree (Ray's GCS,
@@ -29,11 +28,8 @@ as :func:`disentune.evaluate.run_job` alone in a process, at two sample counts (
 P: mig and modularity P points, sap P train + P/2 test, fid P/5 real + P/5 generated), then the
 same metrics through the Ray-task evaluator (``evaluate_run``, ``num_cpus=2``) on a copy of the run.
 (c) **a tiny sweep**: ``disentune sweep`` of 2 trials x 1 epoch x 5,000 images at 32 px,
-2 at a time, with the suite (mig, fid) after it, as one process tree.
-
-(d) **converting a published file** and (e) **a training worker reading the converted cache**:
-see bench/memory_data.py (``--data-only`` runs just these; about 5 minutes and 26 GB of scratch
-disk at full size).
+2 at a time, with the suite (mig, fid) after it, as one process tree. (d) **converting a
+published file** and (e) **a worker reading its cache**: bench/memory_data.py (``--data-only``).
 
 The dataset check: a training worker holds its own ``train_size`` images unpacked as uint8
 (``R*R`` bytes each) while they take at most 256 MiB, and otherwise decodes each batch from the
