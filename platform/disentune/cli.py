@@ -186,6 +186,22 @@ def _jobs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _rendered() -> list[tuple[str, int, int, int]]:
+    """The procedural datasets rendered into the cache: (name, resolution, images, bytes)."""
+    import re
+
+    from disentune.data.cache import cache_dir
+    from disentune.registry import DATASETS
+
+    found = []
+    for path in sorted(cache_dir().glob("*-r*-v*.npy")):
+        match = re.fullmatch(r"(.+)-r(\d+)-v\d+", path.stem)
+        if match and match.group(1) in DATASETS.names():  # the dataset's size, not the file's rows
+            images = DATASETS.get(match.group(1))(resolution=int(match.group(2))).num_images
+            found.append((match.group(1), int(match.group(2)), images, path.stat().st_size))
+    return found
+
+
 def _data(args: argparse.Namespace) -> int:
     import time
 
@@ -195,10 +211,12 @@ def _data(args: argparse.Namespace) -> int:
     if args.data_command == "list":
         from disentune.data.cache import list_cache
 
-        entries = list_cache()
-        print(f"{'dataset':<14} {'px':>4} {'images':>10} {'MiB':>9}  {'hash':<12}  source")
+        entries, rendered = list_cache(), _rendered()
+        print(f"{'dataset':<20} {'px':>4} {'images':>10} {'MiB':>9}  {'hash':<12}  source")
         for e in entries:
-            print(f"{e.dataset:<14} {e.resolution:>4} {e.images:>10,} {e.bytes / 2**20:>9.1f}  {e.sha256[:12]}  {e.source}")
+            print(f"{e.dataset:<20} {e.resolution:>4} {e.images:>10,} {e.bytes / 2**20:>9.1f}  {e.sha256[:12]}  {e.source}")
+        for name, resolution, images, size in rendered:
+            print(f"{name:<20} {resolution:>4} {images:>10,} {size / 2**20:>9.1f}  {'':<12}  rendered")
         if not entries:
             print("(nothing imported yet: disentune data import DATASET PATH_OR_URI)")
         return 0

@@ -184,3 +184,21 @@ def test_a_truncated_dataset_file_is_one_line_and_leaves_no_run_and_no_cache_ent
     one_line_error(proc, re.escape(str(cut)) + r": .*truncated or corrupt")
     assert not out.exists()
     assert leftovers(cache / "imported") == []
+
+
+def test_data_import_render_and_list_show_what_the_cache_holds(tmp_path, monkeypatch):
+    from .data.published import write_shapes3d
+
+    monkeypatch.setenv("DISENTUNE_CACHE", str(tmp_path / "cache"))
+    source = tmp_path / "3dshapes.h5"
+    write_shapes3d(source, np.random.default_rng(0))
+    empty = cli("data", "list")
+    assert empty.returncode == 0 and "nothing imported yet" in empty.stdout
+    imported = cli("data", "import", "shapes3d", source, "--resolution", "16")
+    assert imported.returncode == 0, imported.stderr
+    assert imported.stdout.startswith("shapes3d 16x16: 144 images")
+    rendered = cli("data", "render", "shapes3d_procedural", "--resolution", "16")
+    assert rendered.returncode == 0, rendered.stderr
+    rows = {tuple(line.split()[:3]): line for line in cli("data", "list").stdout.splitlines()[1:]}
+    assert rows[("shapes3d", "16", "144")].endswith(str(source))
+    assert rows[("shapes3d_procedural", "16", "480,000")].endswith("rendered")
