@@ -5,13 +5,20 @@ without the search space (variant, image shape, hyperparameters). Training write
 later stage (the metric suite, the detectors, the report's traversals, :class:`disentune.Run`)
 rebuilds a trial's model from its checkpoint URI through :func:`load_model_uri`, which is why
 this module sits at the package's top level rather than under ``train/``.
+
+A full disk never leaves half a checkpoint: :func:`save_checkpoint` serialises in memory and
+renames into place, and :func:`guarded_persist` keeps Ray from starting a copy into the run's
+storage that cannot finish; both fail with one line naming the path and the space needed.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
+import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 from torch import nn
@@ -24,12 +31,16 @@ FILENAME = "state.pt"
 
 
 def save_checkpoint(directory: Path, state: dict[str, Any]) -> Path:
-    """Write ``state`` to ``directory/state.pt`` atomically (write then rename)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / FILENAME
-    tmp = directory / (FILENAME + ".part")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    """Write ``state`` to ``directory/state.pt`` atomically: serialised in memory first, then
+    written beside the target and renamed. A full disk is one :class:`UserError` naming the path
+    and the space needed (torch's own writer would report a ``RuntimeError`` from its zip writer
+    and leave half a file), and leaves no ``*.part`` file."""
+    from disentune.storage import write_local
+
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    path = Path(directory) / FILENAME
+    write_local(path, buffer.getvalue())
     return path
 
 
@@ -62,3 +73,41 @@ def load_model_uri(checkpoint_uri: str, device: torch.device | str = "cpu") -> t
     with tempfile.TemporaryDirectory() as tmp:
         Path(tmp, FILENAME).write_bytes(read_bytes(join(checkpoint_uri, FILENAME)))
         return load_model(tmp, device)
+
+
+# room Ray's own small files (results, error records, experiment state) keep after a checkpoint
+PERSIST_HEADROOM = 1 << 20
+
+
+@contextlib.contextmanager
+def guarded_persist(checkpoint_dir: str | Path | None, destination: str | None) -> Iterator[None]:
+    """Around handing a checkpoint to Ray, which copies it into ``destination`` (the trial's
+    folder in the run's storage) with no temporary name, so a full disk would leave half a
+    ``state.pt`` there and can leave Tune's own records truncated.
+
+    On a local ``destination``: refuse at once with one line (:func:`disentune.storage.no_space`:
+    the path, the space needed, the free space) when the disk cannot hold the checkpoint plus
+    :data:`PERSIST_HEADROOM` (counted in the space needed); and if the copy still runs out of
+    space (another writer took the room meanwhile), remove the checkpoint folders it created and
+    raise the same line. Remote destinations (S3) pass through.
+    """
+    from disentune.storage import free_bytes, is_no_space, is_remote, no_space
+
+    if checkpoint_dir is None or destination is None or is_remote(destination):
+        yield
+        return
+    need = sum(f.stat().st_size for f in Path(checkpoint_dir).rglob("*") if f.is_file()) + PERSIST_HEADROOM
+    free = free_bytes(destination)
+    if free is not None and free < need:
+        raise no_space(destination, need)
+    root = Path(destination)
+    before = set(os.listdir(root)) if root.is_dir() else set()
+    try:
+        yield
+    except Exception as err:
+        if not is_no_space(err):
+            raise
+        for name in set(os.listdir(root)) - before if root.is_dir() else ():
+            if name.startswith("checkpoint_"):
+                shutil.rmtree(root / name, ignore_errors=True)
+        raise no_space(destination, need) from None

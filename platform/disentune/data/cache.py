@@ -22,7 +22,6 @@ import contextlib
 import fcntl
 import json
 import os
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -36,7 +35,7 @@ FORMAT_VERSION = 1
 
 def cache_dir() -> Path:
     """``$DISENTUNE_CACHE`` or ``~/.cache/disentune``."""
-    return Path(os.environ.get("DISENTUNE_CACHE", Path.home() / ".cache" / "disentune"))
+    return Path(os.environ.get("DISENTUNE_CACHE") or Path.home() / ".cache" / "disentune")  # empty: unset
 
 
 def imported_dir() -> Path:
@@ -118,13 +117,10 @@ def read_entry(npy: Path) -> CacheEntry | None:
 
 
 def write_json_atomic(path: Path, doc: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.part")
-    try:
-        tmp.write_text(json.dumps(doc, indent=1))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    """Atomically (beside it, then renamed); a full disk is one line naming ``path``."""
+    from disentune.storage import write_local
+
+    write_local(path, json.dumps(doc, indent=1).encode())
 
 
 def list_cache() -> list[CacheEntry]:

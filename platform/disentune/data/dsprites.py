@@ -35,6 +35,7 @@ from disentune.data.cache import cache_dir
 from disentune.data.ground_truth import Factor, GroundTruthData
 from disentune.errors import UserError
 from disentune.registry import DATASETS
+from disentune.storage import is_no_space, no_space, reserve_file
 
 RENDER_VERSION = 1
 SHAPES = ("square", "ellipse", "heart")
@@ -135,9 +136,16 @@ class DSprites(GroundTruthData):
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=self.path.name, suffix=".part")
         os.close(fd)
         try:
-            out = np.lib.format.open_memmap(
-                tmp, mode="w+", dtype=np.uint8, shape=(self.num_images, row_bytes)
-            )
+            try:  # allocate the whole file now: a full disk is one line, not a SIGBUS in the map
+                out = np.lib.format.open_memmap(
+                    tmp, mode="w+", dtype=np.uint8, shape=(self.num_images, row_bytes)
+                )
+                reserve_file(tmp, self.path)
+            except OSError as err:
+                if not is_no_space(err):
+                    raise
+                os.truncate(tmp, 0)
+                raise no_space(self.path, self.num_images * row_bytes) from None
             block = 0
             for shape in range(3):
                 for scale in range(6):

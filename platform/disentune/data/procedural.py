@@ -23,6 +23,7 @@ decoding give identical batches.
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 from pathlib import Path
@@ -78,18 +79,31 @@ def refuse_path(dataset: str, path: str | Path | None) -> None:
         )
 
 
-def write_atomically(path: Path, write: Callable[[Path], None]) -> Path:
+def write_atomically(path: Path, write: Callable[[Path], None], needed: int | None = None) -> Path:
     """``write(tmp)`` a file next to ``path``, then rename it to ``path`` in one step.
 
     Concurrent workers may write at once; each writes its own temporary file and the last
-    ``os.replace`` wins, so a reader never sees a half-written file.
+    ``os.replace`` wins, so a reader never sees a half-written file. A full disk is one
+    :class:`UserError` naming ``path`` and the ``needed`` bytes, and leaves no temporary file.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".part")
+    from disentune.storage import is_no_space, no_space
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".part")
+    except OSError as err:
+        if is_no_space(err):
+            raise no_space(path, needed) from None
+        raise
     os.close(fd)
     try:
         write(Path(tmp))
         os.replace(tmp, path)
+    except OSError as err:
+        if not is_no_space(err):
+            raise
+        os.unlink(tmp)
+        raise no_space(path, needed) from None
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -100,9 +114,9 @@ def save_atomically(path: Path, fill: Callable[[], np.ndarray]) -> Path:
     """Save ``fill()`` to ``path`` as ``.npy`` (atomically) unless it is there; return ``path``."""
     if path.exists():
         return path
+    from disentune.storage import write_local
 
-    def write(tmp: Path) -> None:
-        with open(tmp, "wb") as f:
-            np.save(f, fill())
-
-    return write_atomically(path, write)
+    buffer = io.BytesIO()
+    np.save(buffer, fill())
+    write_local(path, buffer.getvalue())  # atomic; a full disk is one line naming the path
+    return path

@@ -11,8 +11,7 @@ never mistaken for Inception FID.
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
+import io
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ from torch import nn
 from disentune.data.cache import cache_dir
 from disentune.data.ground_truth import GroundTruthData
 from disentune.models.components import ConvEncoder
+from disentune.storage import write_local
 
 VERSION = 1
 FEATURES = 128
@@ -126,14 +126,9 @@ def ensure_factor_net(
         "name": f"factornet-{dataset}-r{resolution}",
         "accuracy": stats["accuracy"],
     }
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".part")
-    os.close(fd)
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    buffer = io.BytesIO()  # serialised first: a full disk is one line naming the path (storage.py)
+    torch.save(payload, buffer)
+    write_local(path, buffer.getvalue())
     return path
 
 

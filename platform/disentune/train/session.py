@@ -100,8 +100,24 @@ class RayTrainSession:
     def report(self, metrics: dict, checkpoint_dir: Path | None) -> None:
         import ray.train
 
+        from disentune.checkpoints import guarded_persist
+
         checkpoint = ray.train.Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir else None
-        ray.train.report(metrics, checkpoint=checkpoint)
+        with guarded_persist(checkpoint_dir, self._destination() if checkpoint_dir else None):
+            ray.train.report(metrics, checkpoint=checkpoint)
+
+    @staticmethod
+    def _destination() -> str | None:
+        """Where Ray Train copies this run's checkpoints, when that is a local folder."""
+        import pyarrow.fs
+        import ray.train
+
+        try:
+            storage = ray.train.get_context().get_storage()
+        except (AttributeError, RuntimeError):  # an older Ray without the public accessor
+            return None
+        local = storage.storage_filesystem is None or isinstance(storage.storage_filesystem, pyarrow.fs.LocalFileSystem)
+        return storage.experiment_fs_path if local else None
 
     def mean_over_workers(self, values: dict[str, float]) -> dict[str, float]:
         if self.world_size == 1:
