@@ -11,6 +11,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from .cluster import kill_processes, node_ports, processes_of
 from .loopback import free_port, wait_for_port
 
 pytestmark = pytest.mark.integration
@@ -27,18 +28,37 @@ def head(tmp_path_factory):
     temp = tmp_path_factory.mktemp("ray")
     subprocess.run([RAY, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}",
                     "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}", "--num-cpus=2",
-                    "--include-dashboard=true", "--disable-usage-stats", f"--temp-dir={temp}"],
+                    "--include-dashboard=true", "--disable-usage-stats", f"--temp-dir={temp}",
+                    f"--ray-client-server-port={free_port()}", *node_ports()],  # no port of another Ray's
                    check=True, env=env, capture_output=True, timeout=180)
     address = f"http://127.0.0.1:{dashboard}"
-    assert wait_for_port(dashboard, 60), "the Ray dashboard (job API) did not start"
     saved = os.environ.get("RAY_AUTH_MODE")
-    os.environ["RAY_AUTH_MODE"] = "token"
-    yield address, env
-    subprocess.run([RAY, "stop", "--force"], env=env, capture_output=True, timeout=120)
-    if saved is None:
-        os.environ.pop("RAY_AUTH_MODE", None)
-    else:
-        os.environ["RAY_AUTH_MODE"] = saved
+    try:
+        assert wait_for_port(dashboard, 60), "the Ray dashboard (job API) did not start"
+        _until_jobs_are_accepted(address, env)
+        os.environ["RAY_AUTH_MODE"] = "token"
+        yield address, env
+    finally:  # also when the head never became ready
+        # this head only: `ray stop` would stop every Ray instance on the machine, other people's too
+        kill_processes(processes_of(temp))
+        if saved is None:
+            os.environ.pop("RAY_AUTH_MODE", None)
+        else:
+            os.environ["RAY_AUTH_MODE"] = saved
+
+
+def _until_jobs_are_accepted(address: str, env: dict, timeout: float = 120.0) -> None:
+    """The dashboard answers before the head's job agent has registered with it; until then a
+    submission fails with "No available agent to submit job" (seconds on a busy machine). Submit
+    an empty job, as the tests do, until one runs."""
+    deadline = time.time() + timeout
+    while True:
+        proc = subprocess.run([RAY, "job", "submit", "--address", address, "--", "true"],
+                              capture_output=True, text=True, timeout=120, env=env)
+        if proc.returncode == 0:
+            return
+        assert "No available agent" in proc.stdout + proc.stderr and time.time() < deadline, proc.stderr[-2000:]
+        time.sleep(1.0)
 
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -123,13 +143,21 @@ def test_a_job_runs_the_submitted_code_everywhere_and_records_it(head, tmp_path,
 
 
 def test_ray_job_submit_as_documented_runs_the_submitted_code(head, tmp_path, marked_copy, dsprites32):
+    """...and the plugin in the working directory (examples/plugin, not installed on the nodes)
+    travels with it: the job sweeps its sigma_vae."""
+    import json
+
     from disentune.provenance import tree_hash
 
     address, env = head
-    (marked_copy / "one.yaml").write_text(TINY.replace("SAMPLES", "1"))
+    (marked_copy / "one.yaml").write_text(TINY.replace("SAMPLES", "1").replace(
+        "space: {", "space: {variant: sigma_vae, "))
     out = tmp_path / "run"
     runtime = subprocess.run([sys.executable, "-m", "disentune", "jobs", "runtime-env"], cwd=marked_copy,
                              capture_output=True, text=True, timeout=60, env=env, check=True).stdout
+    shipped = json.loads(runtime)
+    assert str(marked_copy / "examples" / "plugin" / "disentune_plugin_example") in shipped["py_modules"]
+    assert "sigma_vae" in shipped["env_vars"]["DISENTUNE_PLUGINS"]
     proc = subprocess.run([RAY, "job", "submit", "--address", address, "--working-dir", ".",
                            "--runtime-env-json", runtime, "--", "python", "-m", "disentune", "sweep", "one.yaml",
                            "--address", "auto", "--out", str(out)],
@@ -138,6 +166,7 @@ def test_ray_job_submit_as_documented_runs_the_submitted_code(head, tmp_path, ma
     for _, mark in MARKS.values():
         assert mark in proc.stdout, (mark, proc.stdout[-3000:])
     _tables_carry(out, tree_hash(marked_copy / "platform" / "disentune"))
+    assert pq.read_table(out / "trials.parquet").column("variant").to_pylist() == ["sigma_vae"]
 
 
 def _failed_job(address: str, runtime_env: dict) -> str:

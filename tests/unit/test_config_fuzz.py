@@ -15,7 +15,8 @@ KEYS = ["name", "seed", "data", "train", "evaluation", "anomaly", "search", "spa
         "resolution", "train_size", "exclude", "epochs", "workers", "cpus_per_worker", "use_gpu",
         "launcher", "time_limit_s", "sampler", "num_samples", "max_concurrent_trials", "fid_samples",
         "mig_samples", "suite", "run_suite", "metric_params", "inception_weights", "inception_kind", "run", "detectors",
-        "path", "objectives", "replicates", "placement_timeout_s", "tracking", "mlflow", "tensorboard",
+        "path", "objectives", "replicates", "placement_timeout_s", "placement_strategy", "resources_per_worker",
+        "spot", "tracking", "mlflow", "tensorboard",
         "wandb", "project", "mode", "scheduler", "min_images", "reduction_factor", "brackets",
         "benchmarks", "latent_spaces", "scan_spaces", "scan_statistic", "contamination", "knn_k",
         "uniform", "loguniform", "int", "choice", "shape", "pos_x", *SEARCHABLE, "bogus"]
@@ -24,7 +25,7 @@ scalars = st.one_of(
     st.none(), st.booleans(), st.integers(-10**6, 10**6), st.floats(allow_nan=True, allow_infinity=True),
     st.sampled_from(["tpe", "nsga2", "gp", "beta_tcvae", "nosuch_variant", "heart", "auto", "", "x" * 70,
                      "in_trial", "grid", "mig", "nosuch_metric", "knn", "nosuch_detector", "creative",
-                     "file:/no/such.npz", "activation:nosuch", "berk_jones", "after_sweep", "../../etc"]),
+                     "file:/no/such.npz", "activation:nosuch", "berk_jones", "after_sweep", "../../etc", "SPREAD", "CPU"]),
 )
 values = st.recursive(scalars, lambda inner: st.one_of(
     st.lists(inner, max_size=4), st.dictionaries(st.sampled_from(KEYS), inner, max_size=4)), max_leaves=12)

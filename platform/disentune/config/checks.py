@@ -122,6 +122,27 @@ def _metric_params(value: Any, where: str) -> dict[str, dict[str, Any]]:
     return out
 
 
+# Ray's own resources, set by their own keys (cpus_per_worker, gpus_per_worker) or not per worker
+_RAY_RESOURCES = ("CPU", "GPU", "memory", "object_store_memory")
+
+
+def _resources(value: Any, where: str) -> dict[str, float]:
+    """``{name: amount}``: custom Ray resources (``ray start --resources``) a worker also reserves."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise _fail(where, value, "a mapping of custom resource name to a positive amount, e.g. {spot: 1}")
+    out = {}
+    for name, amount in value.items():
+        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z_][\w.:/-]*", name):
+            raise _fail(f"{where}.{name}", name, "a resource name (letters, digits, _ . : / -)")
+        if name in _RAY_RESOURCES:
+            raise ConfigError(f"{where}.{name}: not a custom resource; CPU and GPU per worker are "
+                              "train.cpus_per_worker and train.gpus_per_worker")
+        out[name] = _float(0.0, 1e9, open_low=True)(amount, f"{where}.{name}")
+    return out
+
+
 def _uri(value: Any, where: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise _fail(where, value, "a local path or s3:// URI")

@@ -21,6 +21,7 @@ from disentune.config.checks import (  # noqa: F401 (MLFLOW_SCHEMES re-exported)
     _one_of,
     _regions,
     _registered,
+    _resources,
     _section,
     _spaces,
     _text,
@@ -68,6 +69,13 @@ class TrainConfig:
     # longest wait for a trial's workers to be placed (a cluster waiting on its autoscaler);
     # a Ray Train worker group waits this long per attempt, for at most 1 + max_failures attempts
     placement_timeout_s: float = _checked(600.0, _float(1.0, 1e7))
+    # how a Ray Train worker group's workers are placed (its placement group's strategy): PACK on
+    # as few nodes as fit, SPREAD one a node where possible (a lost spot node takes fewer workers
+    # with it), STRICT_PACK one node, STRICT_SPREAD distinct nodes or wait
+    placement_strategy: str = _checked("PACK", _one_of("PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"))
+    # custom Ray resources each worker also reserves, e.g. {spot: 1}: workers only on nodes started
+    # with ``ray start --resources '{"spot": N}'`` (the trial process stays where Tune placed it)
+    resources_per_worker: Mapping[str, float] = _checked(None, _resources, factory=dict)
     drill: str = _checked("none", _one_of("none", "worker_exit"))  # crash drill (fault tests)
     drill_epoch: int = _checked(1, _int(1))
 
