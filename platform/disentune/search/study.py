@@ -40,3 +40,9 @@ def fail_orphans(journal: Path) -> int:
     for trial in orphans:
         study.tell(trial.number, state=TrialState.FAIL)
     return len(orphans)
+
+
+def trial_params(journal: Path, number: int) -> dict:
+    """The parameters the study gave its trial ``number`` (empty when it has no such trial)."""
+    trials = [t for t in _load(journal).get_trials(deepcopy=False) if t.number == number]
+    return dict(trials[0].params) if trials else {}

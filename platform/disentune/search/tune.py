@@ -39,12 +39,12 @@ from disentune.config import Experiment, ParamSpec
 from disentune.errors import Interrupted, UserError
 from disentune.parallel import failure_reason
 from disentune.metrics.objectives import cross_model_objectives, finite, objective_source
-from disentune.search.outcome import TrialOutcome
+from disentune.search.outcome import TrialOutcome, one_per_replicate
 from disentune.search import replicates
 from disentune.search.replicates import REPLICATE_KEY, TRIAL_KEY, CheckpointLedger, ReplicatedSearch
 from disentune.search.mo_asha import MOASHA
 from disentune.search.placement import describe_nodes, max_concurrent, trial_demand
-from disentune.search.study import fail_orphans
+from disentune.search.study import fail_orphans, trial_params
 from disentune.search.tracking import tracker_callbacks
 from disentune.storage import arrow_filesystem, join
 from disentune.train.launch import make_trainer
@@ -381,8 +381,9 @@ def run_trials(exp: Experiment, *, storage: str, extractor_path: Path | None, us
                                 or (result.checkpoint.path if result.checkpoint is not None else None), arrow_fs),
             history=_history(result),
         ))
+    outcomes = one_per_replicate(outcomes, range(trials_wanted(exp)), exp.search.replicates,
+                                 lambda number: {**fixed, **trial_params(journal, number)})
     _add_group_objectives(outcomes, exp)
-    outcomes.sort(key=lambda o: (o.number, o.replicate))
     return outcomes
 
 
