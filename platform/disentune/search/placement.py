@@ -17,7 +17,7 @@ import math
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
-from disentune.config import Experiment
+from disentune.config import Experiment, TrainConfig
 from disentune.errors import UserError
 
 Resources = Mapping[str, float]
@@ -55,12 +55,19 @@ def uses_gpu(setting: bool | str, nodes: Sequence[Resources]) -> bool:
     return bool(setting)
 
 
-def trial_demand(exp: Experiment, use_gpu: bool) -> TrialDemand:
-    t = exp.train
-    per_worker = {"CPU": t.cpus_per_worker}
+def worker_resources(train: TrainConfig, use_gpu: bool) -> dict[str, float]:
+    """One worker's bundle: ``cpus_per_worker`` CPUs, ``gpus_per_worker`` GPUs when ``use_gpu``,
+    and the custom ``resources_per_worker`` (the config has checked their names and amounts)."""
+    resources = {"CPU": float(train.cpus_per_worker)}
     if use_gpu:
-        per_worker["GPU"] = t.gpus_per_worker
-    return TrialDemand(t.workers, per_worker)
+        resources["GPU"] = float(train.gpus_per_worker)
+    resources.update({str(name): float(amount) for name, amount in train.resources_per_worker.items()})
+    return resources
+
+
+def trial_demand(exp: Experiment, use_gpu: bool) -> TrialDemand:
+    """The bundles Ray Train asks for (train/launch.py builds its ScalingConfig from the same)."""
+    return TrialDemand(exp.train.workers, worker_resources(exp.train, use_gpu))
 
 
 def fits(demand: TrialDemand, nodes: Sequence[Resources]) -> bool:
@@ -68,11 +75,13 @@ def fits(demand: TrialDemand, nodes: Sequence[Resources]) -> bool:
     return sum(demand.workers_on(node) for node in nodes) >= demand.workers
 
 
-def describe_nodes(nodes: Sequence[Resources]) -> str:
-    total = {k: sum(n.get(k, 0.0) for n in nodes) for k in ("CPU", "GPU")}
+def describe_nodes(nodes: Sequence[Resources], custom: Sequence[str] = ()) -> str:
+    """The cluster's CPUs and GPUs, and its amounts of the ``custom`` resources a trial asks for."""
+    total = {k: sum(n.get(k, 0.0) for n in nodes) for k in ("CPU", "GPU", *custom)}
     largest = max((n.get("CPU", 0.0) for n in nodes), default=0.0)
     where = f"{len(nodes)} node{'s' if len(nodes) != 1 else ''}"
-    return f"{total['CPU']:g} CPU and {total['GPU']:g} GPU on {where} (largest {largest:g} CPU)"
+    extra = "".join(f", {total[k]:g} {k}" for k in custom)
+    return f"{total['CPU']:g} CPU and {total['GPU']:g} GPU{extra} on {where} (largest {largest:g} CPU)"
 
 
 def check_fits(exp: Experiment, nodes: Sequence[Resources], use_gpu: bool, *, can_grow: bool) -> str | None:
@@ -81,9 +90,11 @@ def check_fits(exp: Experiment, nodes: Sequence[Resources], use_gpu: bool, *, ca
     demand = trial_demand(exp, use_gpu)
     if fits(demand, nodes):
         return None
-    line = f"train: a trial needs {demand.describe()}; the cluster has {describe_nodes(nodes)}"
+    custom = [k for k in demand.per_worker if k not in ("CPU", "GPU")]
+    line = f"train: a trial needs {demand.describe()}; the cluster has {describe_nodes(nodes, custom)}"
     if not can_grow:
-        raise UserError(f"{line}; lower train.workers or train.cpus_per_worker / gpus_per_worker")
+        fix = "train.cpus_per_worker / gpus_per_worker" + (" / resources_per_worker" if custom else "")
+        raise UserError(f"{line}; lower train.workers or {fix}")
     return (f"{line}; waiting up to train.placement_timeout_s = {exp.train.placement_timeout_s:g} s "
             "for the autoscaler to add nodes")
 

@@ -23,20 +23,11 @@ from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchTrainer
 
 from disentune.config import TrainConfig
+from disentune.search.placement import worker_resources
 from disentune.train.loop import TrialSpec, train_loop_per_worker
 
 # read by Ray Train's controller, which the trainer starts with the driver's value of it
 START_TIMEOUT_ENV = "RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S"
-
-
-def worker_resources(train: TrainConfig, use_gpu: bool) -> dict[str, float]:
-    """One worker's bundle: ``cpus_per_worker`` CPUs, ``gpus_per_worker`` GPUs when ``use_gpu``,
-    and the custom ``resources_per_worker`` (the config has checked their names and amounts)."""
-    resources = {"CPU": float(train.cpus_per_worker)}
-    if use_gpu:
-        resources["GPU"] = float(train.gpus_per_worker)
-    resources.update({str(name): float(amount) for name, amount in train.resources_per_worker.items()})
-    return resources
 
 
 def scaling_config(train: TrainConfig, use_gpu: bool) -> ScalingConfig:

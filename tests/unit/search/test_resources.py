@@ -64,3 +64,15 @@ def test_a_trial_that_never_fits_is_refused_in_one_line_or_waited_for_where_the_
         "lower train.workers or train.cpus_per_worker / gpus_per_worker")
     warning = check_fits(exp, [{"CPU": 2}], False, can_grow=True)
     assert warning.endswith("waiting up to train.placement_timeout_s = 600 s for the autoscaler to add nodes")
+
+
+def test_a_custom_resource_no_node_has_is_refused_before_ray_starts():
+    """resources_per_worker: {spot: 1} on a machine with no 'spot': refused at once, naming it."""
+    exp = experiment(workers=2, resources_per_worker={"spot": 1})
+    assert trial_demand(exp, False).per_worker == {"CPU": 1.0, "spot": 1.0}
+    with pytest.raises(UserError) as err:
+        check_fits(exp, [{"CPU": 2}], False, can_grow=False)
+    assert str(err.value) == ("train: a trial needs 2 workers x (1 CPU, 1 spot); the cluster has 2 CPU and 0 GPU, "
+                              "0 spot on 1 node (largest 2 CPU); lower train.workers or "
+                              "train.cpus_per_worker / gpus_per_worker / resources_per_worker")
+    assert check_fits(exp, [{"CPU": 1, "spot": 1}, {"CPU": 1, "spot": 1}], False, can_grow=False) is None

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 from disentune.config import TrainConfig, experiment_from_dict
 from disentune.errors import ConfigError
-from disentune.train.launch import scaling_config, worker_resources
+from disentune.search.placement import worker_resources
+from disentune.train.launch import scaling_config
 
 
 def train(**keys) -> TrainConfig:
