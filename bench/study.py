@@ -1,7 +1,7 @@
 """The large-scale study in miniature: search_spaces/study.yaml on dSprites and on the colour
 dataset, and the analyses of Locatello et al. (2019) and Duan et al. (2020) on its models.
 
-    python bench/study.py [--out /tmp/study] [--datasets dsprites,shapes3d_procedural] [--reuse]
+    python bench/study.py [--out /tmp/study] [--datasets dsprites,shapes3d_procedural] [--reuse | --resume]
 
 Per dataset, one sweep of the six VAE families x three weights x three seeds (54 models) with the
 metric suite, then, over every model (each replicate is a model):
@@ -15,7 +15,8 @@ metric suite, then, over every model (each replicate is a model):
    the Lasso UDR against supervised scores);
 4. attribute control against MIG: the seed thesis's Lemma 1 relation (more attribute control,
    more disentanglement), as a Spearman correlation and per-family medians.
-``--reuse`` reads runs already in ``--out`` instead of sweeping again.
+``--reuse`` reads runs already in ``--out`` instead of sweeping again; ``--resume`` also continues
+a dataset whose sweep was interrupted (the driver killed: ``disentune sweep --resume``).
 """
 
 from __future__ import annotations
@@ -37,14 +38,18 @@ METRICS = ("mig", "dci_disentanglement", "sap", "modularity", "factor_vae_score"
            "attribute_control", "gaussian_total_correlation", "udr")
 
 
-def sweep(dataset: str, out: Path, reuse: bool) -> disentune.Run:
+def sweep(dataset: str, out: Path, reuse: bool, resume: bool) -> disentune.Run:
     target = out / dataset
-    if reuse and (target / "trials.parquet").exists():
-        return disentune.open_run(str(target))
+    if (reuse or resume) and (target / "trials.parquet").exists():
+        run = disentune.open_run(str(target))
+        if resume:  # the sweep ended, its metric suite may not have: score what is missing
+            run.evaluate()
+        return run
     exp = load_experiment(SPACE)
     exp = dataclasses.replace(exp, name=f"study-{dataset}", data=dataclasses.replace(exp.data, dataset=dataset))
     began = time.perf_counter()
-    run = disentune.sweep(exp, out=target, force=True)
+    unfinished = resume and (target / "experiment.json").exists()
+    run = disentune.sweep(exp, out=target, resume=unfinished, force=not unfinished)
     print(f"{dataset}: swept in {time.perf_counter() - began:.0f} s", flush=True)
     return run
 
@@ -54,7 +59,10 @@ def model_table(run: disentune.Run) -> pd.DataFrame:
     trials = run.trials.set_index("trial_number")
     replicates = pd.read_parquet(f"{run.uri}/replicates.parquet")
     wide = run.evaluations.pivot_table(index="trial_id", columns="metric", values="value", aggfunc="last")
-    rows = replicates[replicates["status"] == "ok"].merge(wide, left_on="trial_id", right_index=True, how="left")
+    ok = replicates[replicates["status"] == "ok"]
+    # the suite's value of a metric the trial also measured (mig) is the one to analyse
+    ok = ok.drop(columns=[c for c in wide.columns if c in ok.columns])
+    rows = ok.merge(wide, left_on="trial_id", right_index=True, how="left")
     rows["variant"] = rows["trial_number"].map(trials["variant"])
     weight = np.where(rows["variant"] == "annealed_vae", rows["trial_number"].map(trials["c_max"]),
                       rows["trial_number"].map(trials["lambda_tc"]))
@@ -133,10 +141,12 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("/tmp/study"))
     parser.add_argument("--datasets", default="dsprites,shapes3d_procedural")
     parser.add_argument("--reuse", action="store_true", help="analyse runs already in --out")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue an interrupted dataset's sweep in --out (and reuse finished ones)")
     args = parser.parse_args()
     began = time.perf_counter()
     for dataset in args.datasets.split(","):
-        report(dataset, model_table(sweep(dataset, args.out, args.reuse)))
+        report(dataset, model_table(sweep(dataset, args.out, args.reuse, args.resume)))
     print(f"\nstudy: {time.perf_counter() - began:.0f} s in all")
 
 
