@@ -68,15 +68,18 @@ def wait_until(what, seconds: float, driver: subprocess.Popen, log: Path):
 
 
 def first_checkpoint(run: Path) -> list[dict] | None:
-    """The history in a run's first complete checkpoint (None while there is none)."""
+    """The history in a run's first checkpoint that Ray Train has registered, the one a restart
+    resumes from (None while there is none). A checkpoint folder appears in storage before the
+    controller registers it; a node lost in between restarts the trial from scratch."""
+    import json
+
     import torch
 
-    for directory in sorted(run.glob("checkpoint_*")):
-        try:
-            return torch.load(directory / "state.pt", weights_only=True)["history"]
-        except Exception:  # noqa: BLE001 - still being copied: look again
-            return None
-    return None
+    try:
+        registered = json.loads((run / "checkpoint_manager_snapshot.json").read_text())["checkpoint_results"]
+        return torch.load(run / registered[0]["checkpoint_dir_name"] / "state.pt", weights_only=True)["history"]
+    except Exception:  # noqa: BLE001 - none registered yet, or still being written: look again
+        return None
 
 
 def test_a_trial_that_loses_a_node_continues_from_its_checkpoint_and_one_with_no_room_fails(cluster, tmp_path,
