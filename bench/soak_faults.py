@@ -112,14 +112,11 @@ class S3:
     it again on the same port ``seconds`` later (its buckets kept), in the background."""
 
     def __init__(self, workdir: Path) -> None:
-        import socket
+        _import_test_helpers()
+        from tests.integration.moto_state import Moto
 
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = sock.getsockname()[1]
-        self.endpoint = f"http://127.0.0.1:{self.port}"
-        self.state, self.log = workdir / "moto-state", open(workdir / "moto.log", "ab")  # noqa: SIM115 - closed in close()
-        self.proc: subprocess.Popen | None = None
+        self.server = Moto(workdir)
+        self.port, self.endpoint = self.server.port, self.server.endpoint
         self.restarting: threading.Thread | None = None
         self.env = {**FAKE_KEYS, "AWS_ENDPOINT_URL": self.endpoint}
         self.start()
@@ -133,23 +130,10 @@ class S3:
                             aws_secret_access_key=FAKE_KEYS["AWS_SECRET_ACCESS_KEY"])
 
     def start(self) -> None:
-        import socket
-
-        self.proc = subprocess.Popen([sys.executable, str(ROOT / "tests" / "integration" / "moto_state.py"),
-                                      "--port", str(self.port), "--state", str(self.state)],
-                                     stdout=self.log, stderr=self.log)
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
-                return
-            except OSError:
-                time.sleep(0.2)
-        raise RuntimeError("the moto server did not start")
+        self.server.start()
 
     def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=120)
+        self.server.stop()
 
     def outage(self, seconds: float) -> None:
         self.stop()
@@ -182,10 +166,7 @@ class S3:
 
     def close(self) -> None:
         self.settle()
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=30)
-        self.log.close()
+        self.server.close()
 
 
 @dataclass

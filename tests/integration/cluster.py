@@ -12,13 +12,14 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from .loopback import free_port
 
 RAY = str(Path(sys.executable).with_name("ray"))
 
@@ -30,12 +31,6 @@ FAST_FAILURE_DETECTION = {
     "RAY_health_check_timeout_ms": "2000",
     "RAY_health_check_failure_threshold": "8",
 }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _cmdline(pid: int) -> str:

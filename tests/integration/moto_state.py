@@ -22,6 +22,7 @@ import json
 import os
 import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -112,6 +113,40 @@ def restore(s3, state: Path) -> int:
     for name, key, file in index["objects"]:
         s3.put_object(Bucket=name, Key=key, Body=(state / "objects" / file).read_bytes())
     return len(index["objects"])
+
+
+class Moto:
+    """This server on 127.0.0.1:port as a child process, seen from a test or bench: its buckets
+    survive :meth:`stop` / :meth:`start` (an outage), as a real S3's do."""
+
+    def __init__(self, root: Path) -> None:
+        self.port, self.state, self.proc = _free_port(), root / "moto-state", None
+        self.log = open(root / "moto.log", "ab")  # noqa: SIM115 - closed in close()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen([sys.executable, __file__, "--port", str(self.port), "--state", str(self.state)],
+                                     stdout=self.log, stderr=self.log)
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                return
+            except OSError:
+                time.sleep(0.2)
+        self.proc.kill()
+        raise RuntimeError("the moto server did not start")
+
+    def stop(self) -> None:
+        """Stop serving (the port then refuses connections), save the buckets, exit."""
+        self.proc.terminate()
+        self.proc.wait(timeout=120)
+
+    def close(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=30)
+        self.log.close()
 
 
 def main() -> int:

@@ -19,42 +19,14 @@ import pyarrow as pa
 import pytest
 import yaml
 
-from .loopback import free_port, wait_for_port
+from .moto_state import Moto
 
 pytestmark = pytest.mark.integration
 
 FAKE_KEYS = {"AWS_ACCESS_KEY_ID": "AKIAFAKEKEYFORTESTS01", "AWS_SECRET_ACCESS_KEY": "fake/secret/for+tests/only",
              "AWS_DEFAULT_REGION": "us-east-1"}
-SERVER = Path(__file__).with_name("moto_state.py")
 OUTAGE_S = 20.0  # 20-60 s is what we were asked to survive: its short end keeps the suite quick
 IMAGES = 512  # per epoch: small trials, so that the outage, not the training, takes the time
-
-
-class Moto:
-    """moto on 127.0.0.1:port whose buckets survive :meth:`stop` / :meth:`start`."""
-
-    def __init__(self, root: Path) -> None:
-        self.port, self.state, self.proc = free_port(), root / "moto-state", None
-        self.log = open(root / "moto.log", "ab")  # noqa: SIM115 - closed in close()
-        self.endpoint = f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen([sys.executable, str(SERVER), "--port", str(self.port), "--state", str(self.state)],
-                                     stdout=self.log, stderr=self.log)
-        if not wait_for_port(self.port, 60):
-            self.proc.kill()
-            raise RuntimeError("the moto server did not start")
-
-    def stop(self) -> None:
-        """Stop serving (the port then refuses connections), save the buckets, exit."""
-        self.proc.terminate()
-        self.proc.wait(timeout=120)
-
-    def close(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=30)
-        self.log.close()
 
 
 @pytest.fixture
