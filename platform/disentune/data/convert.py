@@ -20,7 +20,6 @@ import datetime as _dt
 import json
 import math
 import os
-import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from disentune.data.cache import CacheEntry, imported_dir, sidecar_of, write_jso
 from disentune.data.ground_truth import Factor
 from disentune.data.resize import area_resize
 from disentune.errors import UserError
+from disentune.storage import free_bytes, no_space
 
 CHUNK_BYTES = 32 * 2**20  # source pixels per chunk
 Chunk = tuple[np.ndarray, np.ndarray]  # (pixels (n, H, W, C) uint8, cache rows (n,) int64)
@@ -88,10 +88,9 @@ def convert(conversion: Conversion, target: Path, *, dataset: str, source: str, 
     """Write ``conversion`` at ``resolution`` into the cache entry ``target`` (a ``.npy``)."""
     n, c, r = conversion.num_images, conversion.channels, resolution
     target.parent.mkdir(parents=True, exist_ok=True)
-    need, free = n * c * r * r, shutil.disk_usage(target.parent).free
-    if need > free:
-        raise UserError(f"{target.parent}: {need / 2**30:.1f} GiB needed to convert {source}, "
-                        f"{free / 2**30:.1f} GiB free")
+    need, free = n * c * r * r, free_bytes(target.parent)
+    if free is not None and need > free:  # refused up front, in the one line every full disk gives
+        raise no_space(target, need)
     part = target.with_name(f".{target.name}.{os.getpid()}.part")
     began = time.perf_counter()
     written = np.zeros(n, dtype=bool)
