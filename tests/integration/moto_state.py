@@ -71,6 +71,9 @@ def serve(host: str, port: int, app):
         server = make_server(host, port, app, threaded=True, request_handler=MotoRequestHandler)
     except ImportError:  # pragma: no cover - older moto
         server = make_server(host, port, app, threaded=True)
+    # server_close() would otherwise join every handler thread, and one parked on a client's idle
+    # keep-alive connection (botocore pools them) never ends: stop() then hung past its 120 s
+    server.block_on_close = False
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     return server
