@@ -4,7 +4,7 @@ third of the training images?
     python bench/early_stopping.py [--out /tmp/es] [--seeds 0,1,2] [--trials 12] [--asha-trials N] [--reuse]
 
 Three set-ups on one real dSprites sweep at CPU scale (beta-TCVAE, 32 px; lambda_mi, lambda_tc
-and lr searched), each with the same number of trials and three seeds:
+and lr searched), each with three seeds:
 
 - ``gp``: Optuna's GP sampler, every trial to the full budget;
 - ``gp+mo_asha``: the same sampler, MO-ASHA stopping dominated trials at rungs of 1/9 and 1/3 of
@@ -104,9 +104,8 @@ def main() -> None:
     def trials_of(setup: str) -> int:
         return asha_trials if SETUPS[setup][1] == "mo_asha" else args.trials
 
-    runs = {(s, seed): run(s, seed, trials_of(s), args.out, args.reuse,
-                           "" if trials_of(s) == args.trials else f"-n{trials_of(s)}")
-            for s in SETUPS for seed in seeds}
+    runs = {(s, seed): run(s, seed, n, args.out, args.reuse, "" if n == args.trials else f"-n{n}")
+            for s in SETUPS for n in [trials_of(s)] for seed in seeds}
     finished = np.concatenate([t.loc[t["status"] == "ok", ["fid", "mig"]].to_numpy(dtype=float) for t, _ in runs.values()])
     ref = default_reference(to_minimization(finished, DIRECTIONS))
     curves = {key: curve(t, ref) for key, (t, _) in runs.items()}
@@ -122,8 +121,9 @@ def main() -> None:
         share = need / gp_images[-1]
         shares[setup].append(share if np.isfinite(share) else np.inf)  # not reached: worse than any share
         stopped = int((table["status"] == "stopped").sum())
-        print(f"| {setup} | {seed} | {stopped} | {images[-1] / 1e6:.2f} | {wall:.0f} | {hv[-1]:.4g} "
-              f"| {f'{share:.2f}' if np.isfinite(share) else 'not reached'} |".replace("| nan |", "| - |"))
+        wall_text = f"{wall:.0f}" if np.isfinite(wall) else "-"
+        share_text = f"{share:.2f}" if np.isfinite(share) else "not reached"
+        print(f"| {setup} | {seed} | {stopped} | {images[-1] / 1e6:.2f} | {wall_text} | {hv[-1]:.4g} | {share_text} |")
     print("\nMedian hypervolume over seeds at fractions of GP's images (share of GP's final hypervolume):\n")
     fractions = (0.1, 0.2, 1 / 3, 0.5, 1.0)
     print("| set-up | " + " | ".join(f"{f:.2f}" for f in fractions) + " |")
