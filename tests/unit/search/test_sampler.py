@@ -8,7 +8,7 @@ import pytest
 
 from disentune.config import SearchConfig, experiment_from_dict
 from disentune.pareto import hypervolume
-from disentune.search.tune import make_sampler
+from disentune.search.tune import TriedStartGPSampler, make_sampler
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
 
@@ -43,7 +43,7 @@ def optimise(sampler: str, seed: int, trials: int, batch: int = 1) -> tuple[list
 
 
 def test_every_sampler_name_builds_its_sampler():
-    expected = {"gp": optuna.samplers.GPSampler, "tpe": optuna.samplers.TPESampler,
+    expected = {"gp": TriedStartGPSampler, "tpe": optuna.samplers.TPESampler,
                 "nsga2": optuna.samplers.NSGAIISampler, "random": optuna.samplers.RandomSampler}
     for name, cls in expected.items():
         assert type(make_sampler(experiment(name))) is cls
@@ -54,8 +54,51 @@ def test_every_sampler_name_builds_its_sampler():
 @pytest.mark.parametrize(("num_samples", "startup"), [(1, 2), (8, 2), (12, 4), (24, 8), (1000, 8)])
 def test_gp_random_start_is_a_third_of_the_budget_between_2_and_8(num_samples, startup):
     sampler = make_sampler(experiment("gp", num_samples=num_samples))
-    assert sampler._n_startup_trials == startup
+    assert sampler.startup_trials == startup
     assert not sampler._deterministic  # FID and MIG vary between training runs: fit the noise
+
+
+def ended(study: optuna.Study, states: str) -> None:
+    """One trial per letter of ``states``, asked and told: ``c`` complete, ``p`` pruned (stopped by
+    the scheduler), ``f`` failed."""
+    for state in states:
+        t = study.ask()
+        x, y = t.suggest_float("x", 0, 1), t.suggest_float("y", 0, 1)
+        if state == "c":
+            study.tell(t, tradeoff(x, y))
+        else:
+            study.tell(t, state=optuna.trial.TrialState.PRUNED if state == "p" else optuna.trial.TrialState.FAIL)
+
+
+def fits(study: optuna.Study) -> bool:
+    """Whether the study's sampler proposes the next trial from its model (not at random)."""
+    sampler = study.sampler
+    trial = study.ask()
+    proposed = sampler.sample_relative(study, study.get_trials(deepcopy=False)[-1],
+                                       {"x": optuna.distributions.FloatDistribution(0, 1),
+                                        "y": optuna.distributions.FloatDistribution(0, 1)})
+    study.tell(trial, state=optuna.trial.TrialState.FAIL)  # not an ended trial for either count
+    return bool(proposed)
+
+
+@pytest.mark.parametrize(("states", "fitted"), [
+    ("cccccc", True),      # no scheduler: Optuna's GP, fitted after the start of 6
+    ("ccccc", False),
+    ("ccpppp", True),      # stopped trials count toward the start; 2 complete ones to fit
+    ("ccppp", False),      # 5 ended: still the random start
+    ("cpppppppp", False),  # one complete trial is not enough to fit
+    ("ccffff", False),     # failed trials explored nothing: they do not count
+])
+def test_gp_random_start_counts_stopped_trials_and_fits_the_complete_ones(states, fitted):
+    study = optuna.create_study(directions=["minimize", "minimize"],
+                                sampler=make_sampler(experiment("gp", num_samples=18)))  # start of 6
+    ended(study, states)
+    assert fits(study) is fitted
+
+
+def test_gp_start_below_the_fit_is_refused():
+    with pytest.raises(ValueError, match="n_startup_trials must be at least fit_after"):
+        TriedStartGPSampler(seed=0, n_startup_trials=1)
 
 
 def test_nsga2_population_comes_from_the_config():
