@@ -41,18 +41,26 @@ DIRECTIONS = ("min", "max")
 SETUPS = {"gp": ("gp", "none"), "gp+mo_asha": ("gp", "mo_asha"), "random+mo_asha": ("random", "mo_asha")}
 
 
-def experiment(setup: str, seed: int, trials: int):
+EPOCHS, TRAIN_SIZE = 9, 10_000  # a trial's full budget: 9 epochs of 10,000 images
+
+
+def sweep_config(setup: str, seed: int, trials: int) -> dict:
+    """The bench's sweep as a config dict (bench/rung_fidelity.py measures the same sweep)."""
     sampler, scheduler = SETUPS[setup]
-    return experiment_from_dict({
+    return {
         "name": f"es-{setup.replace('+', '-')}-{seed}", "seed": seed,
-        "data": {"resolution": 32, "train_size": 10_000},
-        "train": {"epochs": 9, "launcher": "in_trial"},
+        "data": {"resolution": 32, "train_size": TRAIN_SIZE},
+        "train": {"epochs": EPOCHS, "launcher": "in_trial"},
         "evaluation": {"fid_samples": 1000, "mig_samples": 5000, "run_suite": "never"},
         "search": {"sampler": sampler, "num_samples": trials, "max_concurrent_trials": 2, "scheduler": scheduler,
                    "reduction_factor": 3.0},
         "space": {"lambda_mi": {"uniform": [0.0, 1.0]}, "lambda_tc": {"uniform": [0.0, 10.0]},
                   "lr": {"loguniform": [3e-4, 3e-3]}, "latent_dim": 6},
-    })
+    }
+
+
+def experiment(setup: str, seed: int, trials: int):
+    return experiment_from_dict(sweep_config(setup, seed, trials))
 
 
 def run(setup: str, seed: int, trials: int, out: Path, reuse: bool, suffix: str = "") -> tuple[pd.DataFrame, float]:
