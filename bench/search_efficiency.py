@@ -10,7 +10,7 @@ ZDT2 and ZDT3 (n = 2: convex, concave and disconnected fronts). The reference po
 value of each objective over the whole square plus 10 % of its range; the true front's hypervolume
 is that of an 801 x 801 grid.
 
-Samplers: every name :func:`disentune.search.tune.make_sampler` knows (``gp``, ``tpe``, ``nsga2``,
+Samplers: every name :func:`disentune.search.samplers.make_sampler` knows (``gp``, ``tpe``, ``nsga2``,
 ``random``), each built exactly as a sweep builds it (``search.num_samples`` = ``--trials``), and
 ``tune_random``: Tune's own random search, i.e. ``BasicVariantGenerator(random_state=seed)`` over
 ``tune.uniform`` domains, driven through the very function it uses to resolve them
@@ -41,7 +41,7 @@ import optuna
 
 from disentune.config import experiment_from_dict
 from disentune.pareto import hypervolume
-from disentune.search.tune import make_sampler
+from disentune.search.samplers import make_sampler
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)

@@ -133,8 +133,8 @@ class ReplicatedSearch(Searcher):
         group.told = True
         if group.pruned:
             # values at a lower budget are not the objective: Optuna's PRUNED (no values), which
-            # TPE counts among the bad trials, GP counts toward its random start but leaves out of
-            # its fit (search/tune.py: TriedStartGPSampler) and NSGA-II leaves out
+            # TPE counts among the bad trials, GP fits at the worst complete values
+            # (search/samplers.py) and NSGA-II leaves out
             self.inner.on_trial_complete(group.leader, result=None, error=False)
             return
         across = [o for o in self.objectives if self._across(o)]

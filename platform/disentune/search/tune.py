@@ -1,4 +1,5 @@
-"""Ray Tune + Optuna adapter: the only module that imports ``ray.tune`` and ``optuna``.
+"""Ray Tune + Optuna adapter: runs a sweep's trials (with :mod:`disentune.search.samplers`, the
+only modules that import ``ray.tune`` and ``optuna``).
 
 Optuna proposes each trial's parameters for two objectives, ``fid`` (minimised) and ``mig``
 (maximised); Tune schedules trials. Each trial is a function trainable that either
@@ -10,12 +11,7 @@ Optuna proposes each trial's parameters for two objectives, ``fid`` (minimised) 
   :class:`TuneTrialSession`, reserving the worker's CPUs and GPUs itself. This skips starting a
   controller and a worker group per trial, which on 2 cores costs more than a short trial trains.
 
-Samplers (``search.sampler``): ``gp`` (default; Gaussian-process Bayesian optimisation, see
-:func:`make_sampler` and bench/search_efficiency.py for why), ``tpe`` (multivariate TPE, with the
-random start-up phase shortened to a third of the budget, at least 2 and at most 10 trials), ``nsga2``
-(population ``search.nsga2_population``, default 8, instead of Optuna's 50, which is far too large
-for trials that cost minutes), ``random`` and ``grid`` (every searched parameter a
-choice; the grid in random order, ``num_samples`` points of it).
+Samplers (``search.sampler``) are built in :mod:`disentune.search.samplers`.
 """
 
 from __future__ import annotations
@@ -28,7 +24,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import optuna
 from ray import tune
 from ray.train.v2.api.exceptions import ControllerError
 from ray.tune import Callback, Stopper
@@ -43,6 +38,7 @@ from disentune.search.outcome import TrialOutcome, one_per_replicate
 from disentune.search import replicates
 from disentune.search.replicates import REPLICATE_KEY, TRIAL_KEY, CheckpointLedger, ReplicatedSearch
 from disentune.search.mo_asha import MOASHA
+from disentune.search.samplers import make_sampler
 from disentune.search.placement import describe_nodes, max_concurrent, trial_demand
 from disentune.search.study import fail_orphans, trial_params
 from disentune.search.tracking import tracker_callbacks
@@ -51,67 +47,6 @@ from disentune.train.launch import make_trainer
 from disentune.train.loop import TrialSpec, run_training
 from disentune.train.session import checkpoint_dir
 
-
-
-class TriedStartGPSampler(optuna.samplers.GPSampler):
-    """Optuna's GP sampler with its random start counted in trials that ended, not completed.
-
-    Optuna's ``GPSampler`` fits only COMPLETE trials and proposes at random until
-    ``n_startup_trials`` of them exist. Under ``scheduler: mo_asha`` most trials end PRUNED
-    (stopped at a rung: their objectives are at a smaller budget, so not the objective), and a
-    start of 6 in an 18-trial sweep that stops 2 trials in 3 hardly ever ends: GP with MO-ASHA was
-    random search (bench/early_stopping.py). Here the start ends after ``n_startup_trials``
-    trials ended, complete or stopped, as TPE counts it: the stopped ones explored the space too.
-    GP then fits the complete trials as before, once there are ``fit_after`` of them. Where no
-    trial is stopped this is Optuna's GP sampler unchanged.
-    """
-
-    def __init__(self, *, seed: int | None, n_startup_trials: int, fit_after: int = 2) -> None:
-        if n_startup_trials < fit_after:
-            raise ValueError(f"n_startup_trials must be at least fit_after = {fit_after}, got {n_startup_trials}")
-        self._start_sampler = optuna.samplers.RandomSampler(seed=seed)  # what GPSampler builds itself
-        super().__init__(seed=seed, n_startup_trials=fit_after, independent_sampler=self._start_sampler)
-        self.startup_trials = n_startup_trials
-
-    def _starting(self, study: optuna.Study) -> bool:
-        ended = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,
-                                                         optuna.trial.TrialState.PRUNED))
-        return len(ended) < self.startup_trials
-
-    def sample_relative(self, study: optuna.Study, trial: optuna.trial.FrozenTrial,
-                        search_space: dict[str, optuna.distributions.BaseDistribution]) -> dict[str, Any]:
-        return {} if self._starting(study) else super().sample_relative(study, trial, search_space)
-
-    def sample_independent(self, study: optuna.Study, trial: optuna.trial.FrozenTrial, param_name: str,
-                           param_distribution: optuna.distributions.BaseDistribution) -> Any:
-        if self._starting(study):  # the random start: no "sampled independently" warning
-            return self._start_sampler.sample_independent(study, trial, param_name, param_distribution)
-        return super().sample_independent(study, trial, param_name, param_distribution)
-
-
-def make_sampler(exp: Experiment) -> optuna.samplers.BaseSampler:
-    s = exp.search
-    if s.sampler == "tpe":
-        startup = max(2, min(10, s.num_samples // 3))
-        return optuna.samplers.TPESampler(seed=exp.seed, multivariate=True, n_startup_trials=startup)
-    if s.sampler == "nsga2":
-        return optuna.samplers.NSGAIISampler(population_size=s.nsga2_population, seed=exp.seed)
-    if s.sampler == "gp":
-        # Gaussian-process Bayesian optimisation: one GP per objective (Matern 5/2, ARD, fitted
-        # noise since FID and MIG vary between training runs), then log expected hypervolume
-        # improvement; with trials still running (max_concurrent_trials > 1) qLogEHVI over them
-        # (Kriging believer). Handles floats, log-floats, ints and categoricals. The random start
-        # is a third of the budget, 2 to 8 trials: on bench/search_efficiency.py's trade-off,
-        # 8 reaches 95 % of the true front's hypervolume in as few trials as Optuna's 10 (median
-        # 15) with a tighter spread, and 4 to 6 miss it on some seeds. The sampler costs a
-        # fraction of a second to a few seconds per trial (about half that with greenlet
-        # installed), so for sweeps of many hundreds of cheap trials prefer tpe.
-        startup = max(2, min(8, s.num_samples // 3))
-        return TriedStartGPSampler(seed=exp.seed, n_startup_trials=startup)
-    if s.sampler == "grid" and not exp.subspaces:  # every searched parameter is a choice (config)
-        grid = {n: list(p.values) for n, p in exp.params().items() if not p.fixed}
-        return optuna.samplers.GridSampler(grid, seed=exp.seed)
-    return optuna.samplers.RandomSampler(seed=exp.seed)
 
 
 def trials_wanted(exp: Experiment) -> int:

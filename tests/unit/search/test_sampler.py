@@ -1,4 +1,4 @@
-"""The samplers a sweep builds (:func:`disentune.search.tune.make_sampler`)."""
+"""The samplers a sweep builds (:func:`disentune.search.samplers.make_sampler`)."""
 
 import math
 
@@ -8,7 +8,7 @@ import pytest
 
 from disentune.config import SearchConfig, experiment_from_dict
 from disentune.pareto import hypervolume
-from disentune.search.tune import TriedStartGPSampler, make_sampler
+from disentune.search.samplers import StoppedAwareGPSampler, make_sampler
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
 
@@ -43,7 +43,7 @@ def optimise(sampler: str, seed: int, trials: int, batch: int = 1) -> tuple[list
 
 
 def test_every_sampler_name_builds_its_sampler():
-    expected = {"gp": TriedStartGPSampler, "tpe": optuna.samplers.TPESampler,
+    expected = {"gp": StoppedAwareGPSampler, "tpe": optuna.samplers.TPESampler,
                 "nsga2": optuna.samplers.NSGAIISampler, "random": optuna.samplers.RandomSampler}
     for name, cls in expected.items():
         assert type(make_sampler(experiment(name))) is cls
@@ -96,9 +96,46 @@ def test_gp_random_start_counts_stopped_trials_and_fits_the_complete_ones(states
     assert fits(study) is fitted
 
 
+def test_gp_does_not_propose_a_stopped_configuration_again():
+    # Optuna's GP alone fits the 2 complete trials only and proposed (0.42, 1.0) 8 times in a row
+    # here, every one of them stopped; bench/early_stopping.py's sweep did the same on a real run
+    study = optuna.create_study(directions=["minimize", "minimize"],
+                                sampler=StoppedAwareGPSampler(seed=0, n_startup_trials=2))
+    for x, y in [(0.2, 0.3), (0.8, 0.6)]:
+        study.enqueue_trial({"x": x, "y": y})
+    ended(study, "cc")
+    proposed = []
+    for _ in range(8):
+        t = study.ask()
+        proposed.append((t.suggest_float("x", 0, 1), t.suggest_float("y", 0, 1)))
+        study.tell(t, state=optuna.trial.TrialState.PRUNED)
+    gaps = [math.dist(a, b) for i, a in enumerate(proposed) for b in proposed[i + 1:]]
+    assert min(gaps) > 0.05, proposed
+
+
+def test_gp_is_fitted_on_stopped_trials_at_the_worst_complete_values():
+    sampler = StoppedAwareGPSampler(seed=0, n_startup_trials=2)
+    study = optuna.create_study(directions=["minimize", "maximize"], sampler=sampler)
+    space = {"x": optuna.distributions.FloatDistribution(0, 1)}
+    for x, values in [(0.1, (3.0, 0.2)), (0.5, (1.0, 0.1)), (0.9, None)]:
+        state = optuna.trial.TrialState.COMPLETE if values else optuna.trial.TrialState.PRUNED
+        study.add_trial(optuna.trial.create_trial(params={"x": x}, distributions=space, values=values, state=state))
+    study.add_trial(optuna.trial.create_trial(params={"x": 0.7}, distributions=space,
+                                              state=optuna.trial.TrialState.RUNNING))
+    fitted = sampler.fitted_study(study, space)
+    rows = [(t.params["x"], t.state.name, t.values) for t in fitted.trials]
+    assert rows == [(0.1, "COMPLETE", [3.0, 0.2]), (0.5, "COMPLETE", [1.0, 0.1]),
+                    (0.9, "COMPLETE", [3.0, 0.1]),  # worst FID-like (max) and MIG-like (min) values
+                    (0.7, "RUNNING", None)]
+    assert [t.state.name for t in study.trials].count("PRUNED") == 1  # the real study is untouched
+    lone = optuna.create_study(directions=["minimize", "maximize"])
+    lone.add_trials([study.trials[0], study.trials[2]])  # one complete trial: too few to fit
+    assert sampler.fitted_study(lone, space) is None
+
+
 def test_gp_start_below_the_fit_is_refused():
     with pytest.raises(ValueError, match="n_startup_trials must be at least fit_after"):
-        TriedStartGPSampler(seed=0, n_startup_trials=1)
+        StoppedAwareGPSampler(seed=0, n_startup_trials=1)
 
 
 def test_nsga2_population_comes_from_the_config():
