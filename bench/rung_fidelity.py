@@ -82,7 +82,7 @@ def fidelity(cubes: list[np.ndarray]) -> None:
         kept = total = 0
         for cube, front in zip(cubes, fronts):
             order = priority_order(to_minimization(cube[:, e], DIRECTIONS))
-            top = set(order[: int(np.ceil(len(cube) / 3))].tolist())
+            top = {int(i) for r, i in enumerate(order) if r * 3 <= len(cube)}  # MO-ASHA's rule, eta 3
             kept += sum(int(i in top) for i in front)
             total += len(front)
         print(f"| {e + 1} | {(e + 1) * TRAIN_SIZE:,} | {rho[0]:.2f} | {rho[1]:.2f} | {kept} of {total} |")
@@ -103,7 +103,6 @@ def replay(cube: np.ndarray, order: np.ndarray, first: int, eta: float, ref: np.
                 break
         spent += reached * TRAIN_SIZE
         if reached == EPOCHS:
-            core.record(str(i), EPOCHS * TRAIN_SIZE, cube[i, -1])
             finals.append(cube[i, -1])
         images.append(spent)
         hv.append(hypervolume(to_minimization(np.array(finals), DIRECTIONS), ref) if finals else 0.0)

@@ -57,9 +57,14 @@ class StoppedAwareGPSampler(optuna.samplers.GPSampler):
 
     The imputed trials live in an in-memory copy of the study built for each proposal (public
     Optuna API: ``add_trial`` of created trials), so the real study keeps only what happened.
+    Running trials are copied as pending points when their parameters are set, as Ray Tune's
+    ``OptunaSearch`` sets them all at ``ask``; constraints (``Trial.set_constraint``, which the
+    platform does not use) are not copied.
     """
 
     def __init__(self, *, seed: int | None, n_startup_trials: int, fit_after: int = 2) -> None:
+        if fit_after < 1:
+            raise ValueError(f"fit_after must be at least 1, got {fit_after}")
         if n_startup_trials < fit_after:
             raise ValueError(f"n_startup_trials must be at least fit_after = {fit_after}, got {n_startup_trials}")
         self._start_sampler = optuna.samplers.RandomSampler(seed=seed)  # what GPSampler builds itself
@@ -83,10 +88,14 @@ class StoppedAwareGPSampler(optuna.samplers.GPSampler):
                  for i, d in enumerate(study.directions)]
         fitted = _quiet_study(study.directions)
         for t in trials:
-            params = {name: t.params[name] for name in search_space}
-            fitted.add_trial(optuna.trial.create_trial(
-                params=params, distributions=search_space, state=_RUNNING if t.state == _RUNNING else _COMPLETE,
-                values=None if t.state == _RUNNING else t.values if t.state == _COMPLETE else worst))
+            try:
+                copy = optuna.trial.create_trial(
+                    params={name: t.params[name] for name in search_space}, distributions=search_space,
+                    state=_RUNNING if t.state == _RUNNING else _COMPLETE,
+                    values=None if t.state == _RUNNING else t.values if t.state == _COMPLETE else worst)
+            except ValueError:  # a value outside today's distribution (an enqueued one): not fitted
+                continue
+            fitted.add_trial(copy)
         return fitted
 
     def sample_relative(self, study: optuna.Study, trial: optuna.trial.FrozenTrial,

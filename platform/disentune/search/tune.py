@@ -1,5 +1,5 @@
-"""Ray Tune + Optuna adapter: runs a sweep's trials (with :mod:`disentune.search.samplers`, the
-only modules that import ``ray.tune`` and ``optuna``).
+"""Ray Tune + Optuna adapter: runs a sweep's trials, with the Optuna sampler that
+:mod:`disentune.search.samplers` builds.
 
 Optuna proposes each trial's parameters for two objectives, ``fid`` (minimised) and ``mig``
 (maximised); Tune schedules trials. Each trial is a function trainable that either

@@ -127,10 +127,22 @@ def test_gp_is_fitted_on_stopped_trials_at_the_worst_complete_values():
     assert rows == [(0.1, "COMPLETE", [3.0, 0.2]), (0.5, "COMPLETE", [1.0, 0.1]),
                     (0.9, "COMPLETE", [3.0, 0.1]),  # worst FID-like (max) and MIG-like (min) values
                     (0.7, "RUNNING", None)]
-    assert [t.state.name for t in study.trials].count("PRUNED") == 1  # the real study is untouched
+    before = [(t.state, t.params, t.values, t.system_attrs) for t in study.trials]
+    assert sampler.sample_relative(study, study.trials[-1], space)  # fitted on the copy
+    assert [(t.state, t.params, t.values, t.system_attrs) for t in study.trials] == before  # the real study untouched
     lone = optuna.create_study(directions=["minimize", "maximize"])
     lone.add_trials([study.trials[0], study.trials[2]])  # one complete trial: too few to fit
     assert sampler.fitted_study(lone, space) is None
+
+
+def test_gp_without_stopped_trials_is_optunas_own():
+    def proposals(sampler) -> list:
+        study = optuna.create_study(directions=["minimize", "minimize"], sampler=sampler)
+        ended(study, "cccccc")
+        return [(t.params["x"], t.params["y"]) for t in study.trials]
+
+    assert proposals(StoppedAwareGPSampler(seed=1, n_startup_trials=3)) == proposals(
+        optuna.samplers.GPSampler(seed=1, n_startup_trials=3))
 
 
 def test_gp_start_below_the_fit_is_refused():
