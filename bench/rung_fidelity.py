@@ -35,8 +35,8 @@ from scipy.stats import spearmanr
 
 import disentune
 from disentune.config import experiment_from_dict
-from disentune.pareto import default_reference, hypervolume, non_domination_ranks, to_minimization
-from disentune.search.successive_halving import STOP, SuccessiveHalving, priority_order
+from disentune.pareto import default_reference, hypervolume, hypervolume_history, non_domination_ranks, to_minimization
+from disentune.search.successive_halving import STOP, SuccessiveHalving, priority_order, rung_budgets
 from early_stopping import DIRECTIONS, EPOCHS, TRAIN_SIZE, sweep_config
 
 OBJECTIVES = ("fid", "mig")
@@ -63,10 +63,8 @@ def run(seed: int, trials: int, out: Path, reuse: bool) -> tuple[np.ndarray, flo
     wide = curves[curves["metric"].isin(OBJECTIVES) & curves["trial_number"].isin(ok)].pivot_table(
         index=["trial_number", "epoch"], columns="metric", values="value")
     numbers = sorted(set(wide.index.get_level_values(0)))
-    cube = np.full((len(numbers), EPOCHS, len(OBJECTIVES)), np.nan)
-    for i, n in enumerate(numbers):
-        for (_, epoch), row in wide.loc[[n]].iterrows():
-            cube[i, int(epoch) - 1] = [row[o] for o in OBJECTIVES]
+    grid = pd.MultiIndex.from_product([numbers, range(1, EPOCHS + 1)])  # a missing epoch stays NaN
+    cube = wide.reindex(grid)[list(OBJECTIVES)].to_numpy().reshape(len(numbers), EPOCHS, len(OBJECTIVES))
     complete = np.isfinite(cube).all(axis=(1, 2))
     return cube[complete], wall
 
@@ -93,20 +91,22 @@ def replay(cube: np.ndarray, order: np.ndarray, first: int, eta: float, ref: np.
     full budget after each trial."""
     core = SuccessiveHalving(directions=DIRECTIONS, min_budget=first * TRAIN_SIZE,
                              max_budget=EPOCHS * TRAIN_SIZE, reduction_factor=eta)
-    rung_epochs = [int(round(b / TRAIN_SIZE)) for b in core.rungs[0]]
-    spent, finals, images, hv = 0, [], [], []
-    for i in order:
-        reached = EPOCHS
-        for e in rung_epochs:
+    rungs = rung_epochs(first, eta)
+    reached = np.full(len(order), EPOCHS)  # the epochs each trial trains
+    for k, i in enumerate(order):
+        for e in rungs:
             if core.on_result(str(i), e * TRAIN_SIZE, cube[i, e - 1]) == STOP:
-                reached = e
+                reached[k] = e
                 break
-        spent += reached * TRAIN_SIZE
-        if reached == EPOCHS:
-            finals.append(cube[i, -1])
-        images.append(spent)
-        hv.append(hypervolume(to_minimization(np.array(finals), DIRECTIONS), ref) if finals else 0.0)
-    return np.array(images, dtype=float), np.array(hv)
+    finals = to_minimization(cube[order[reached == EPOCHS], -1], DIRECTIONS)
+    held = np.concatenate([[0.0], hypervolume_history(finals, ref)]) if len(finals) else np.zeros(1)
+    return np.cumsum(reached * TRAIN_SIZE, dtype=float), held[np.cumsum(reached == EPOCHS)]
+
+
+def rung_epochs(first: int, eta: float) -> list[int]:
+    """The rungs of one bracket from ``first`` epochs at reduction factor ``eta``, in epochs."""
+    budgets = rung_budgets(first * TRAIN_SIZE, EPOCHS * TRAIN_SIZE, eta, 0)
+    return [int(round(b / TRAIN_SIZE)) for b in budgets]
 
 
 def replays(cubes: list[np.ndarray], draws: int, seed: int) -> None:
@@ -127,10 +127,8 @@ def replays(cubes: list[np.ndarray], draws: int, seed: int) -> None:
             hit = np.flatnonzero(hv >= target * (1 - 1e-9))
             shares.append(images[hit[0]] / baseline_images if len(hit) else np.inf)
         shares = np.array(shares)
-        rungs = SuccessiveHalving(directions=DIRECTIONS, min_budget=first * TRAIN_SIZE,
-                                  max_budget=EPOCHS * TRAIN_SIZE, reduction_factor=eta).rungs[0]
         median = float(np.median(shares))
-        print(f"| {first} | {eta:g} | {', '.join(str(int(round(b / TRAIN_SIZE))) for b in rungs)} | "
+        print(f"| {first} | {eta:g} | {', '.join(map(str, rung_epochs(first, eta)))} | "
               f"{np.isfinite(shares).mean():.2f} | {'not reached' if not np.isfinite(median) else f'{median:.2f}'} | "
               f"{(shares <= 1 / 3).mean():.2f} |")
 
